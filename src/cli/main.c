@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+struct subcommand {
+	const char *name;
+	int (*run)(int argc, char **argv);
+	const char *help;
+};
+
+/* Keep in the order `cloister --help` should list them. */
+static const struct subcommand subcommands[] = {
+	{ NULL, NULL, NULL },
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+	        "cloister %s — isolated enclaves on any Linux KVM host, "
+	        "compatible with AWS Nitro Enclaves\n\n"
+	        "Usage: cloister <SUBCOMMAND> [OPTIONS]\n\nSubcommands:\n",
+	        CLOISTER_VERSION);
+	for (size_t i = 0; subcommands[i].name; i++)
+		fprintf(out, "  %-20s %s\n", subcommands[i].name, subcommands[i].help);
+	fprintf(out, "\nRun 'cloister <SUBCOMMAND> --help' for its options.\n");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return E_MISSING_ARGUMENT;
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+		usage(stdout);
+		return 0;
+	}
+	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) {
+		printf("cloister %s\n", CLOISTER_VERSION);
+		return 0;
+	}
+	for (size_t i = 0; subcommands[i].name; i++)
+		if (!strcmp(argv[1], subcommands[i].name))
+			return subcommands[i].run(argc - 1, argv + 1);
+	fprintf(stderr, "cloister: unknown subcommand '%s'\n\n", argv[1]);
+	usage(stderr);
+	return E_INVALID_ARGUMENT;
+}
