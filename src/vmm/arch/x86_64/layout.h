@@ -33,6 +33,8 @@
 #define LAYOUT_ACPI_SIZE 0x20000ULL /* up to 1 MiB, reserved in e820 */
 #define LAYOUT_KERNEL_ADDR 0x100000ULL
 #define LAYOUT_KERNEL_ENTRY64_OFF 0x200ULL
+/* CONFIG_PHYSICAL_START of the Debian kernels: where the decompressor extracts without KASLR. */
+#define LAYOUT_KERNEL_EXTRACT_ADDR 0x1000000ULL
 #define LAYOUT_EIF_ADDR 0x800000ULL /* NE_GET_IMAGE_LOAD_INFO memory_offset, nitro-compat §5.2 */
 
 /* RAM below 4 GiB ends here; the rest goes above 4 GiB so MMIO/APIC windows stay free. */
