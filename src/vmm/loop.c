@@ -76,7 +76,8 @@ enum vmm_err monitor_start(struct monitor *m, struct cl_diag *d)
 
 		if (rc != 0) {
 			cl_diag_set(d, "cannot start vCPU thread %u: %s", i, strerror(rc));
-			monitor_stop(m, MONITOR_END_MONITOR_ERROR, "vCPU thread %u failed to start", i);
+			monitor_stop(m, MONITOR_END_MONITOR_ERROR, "vCPU thread %u failed to start",
+			             i);
 			return VMM_ERR_INTERNAL; /* monitor_destroy joins the others */
 		}
 		__atomic_store_n(&v->thread_started, true, __ATOMIC_RELEASE);

@@ -21,7 +21,8 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 	        "Usage: cloister-monitor --eif PATH --memory MiB (--cpu-ids LIST | --cpu-count N)\n"
-	        "                        [--cid N] [--debug-mode [--console PATH|-]] [--ready-fd N]\n"
+	        "                        [--cid N] [--debug-mode [--console PATH|-]] [--ready-fd "
+	        "N]\n"
 	        "\n"
 	        "Runs one enclave: a KVM virtual machine booting the EIF's kernel with its vCPUs\n"
 	        "pinned to dedicated host CPUs and its memory in locked hugepages.\n"
@@ -34,8 +35,10 @@ static void usage(FILE *out)
 	        "  --cid N             the enclave's vsock CID (not 0-3, not 0xffffffff)\n"
 	        "  --debug-mode        show the enclave console (ttyS0); without it nothing the\n"
 	        "                      enclave prints leaves it\n"
-	        "  --console PATH|-    debug mode: append the console to PATH, or stdout (default)\n"
-	        "  --ready-fd N        write \"ready\\n\" to fd N once the vCPUs run, then close it\n"
+	        "  --console PATH|-    debug mode: append the console to PATH, or stdout "
+	        "(default)\n"
+	        "  --ready-fd N        write \"ready\\n\" to fd N once the vCPUs run, then close "
+	        "it\n"
 	        "  --log-level LEVEL   error, warning, info (default) or debug\n"
 	        "  --kernel PATH --initrd PATH --cmdline STR\n"
 	        "                      development: boot a bzImage and initrd instead of an EIF\n"
@@ -96,8 +99,22 @@ bad:
 
 int main(int argc, char **argv)
 {
-	enum { O_EIF = 256, O_MEMORY, O_CPU_IDS, O_CPU_COUNT, O_CID, O_DEBUG, O_CONSOLE, O_READY,
-	       O_KERNEL, O_INITRD, O_CMDLINE, O_LOG, O_HELP, O_VERSION };
+	enum {
+		O_EIF = 256,
+		O_MEMORY,
+		O_CPU_IDS,
+		O_CPU_COUNT,
+		O_CID,
+		O_DEBUG,
+		O_CONSOLE,
+		O_READY,
+		O_KERNEL,
+		O_INITRD,
+		O_CMDLINE,
+		O_LOG,
+		O_HELP,
+		O_VERSION
+	};
 	static const struct option opts[] = {
 		{ "eif", required_argument, NULL, O_EIF },
 		{ "memory", required_argument, NULL, O_MEMORY },
@@ -130,17 +147,21 @@ int main(int argc, char **argv)
 	cfg.console_fd = -1;
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (opt) {
-		case O_EIF: cfg.eif_path = optarg; break;
+		case O_EIF:
+			cfg.eif_path = optarg;
+			break;
 		case O_MEMORY:
 			if (parse_u64(optarg, 1ULL << 40, &v))
 				goto bad_value;
 			cfg.memory_mib = v;
 			break;
-		case O_CPU_IDS: cpu_ids = optarg; break;
+		case O_CPU_IDS:
+			cpu_ids = optarg;
+			break;
 		case O_CPU_COUNT:
 			if (parse_u64(optarg, MONITOR_MAX_CPUS, &cpu_count) || cpu_count == 0) {
-				fprintf(stderr, "cloister-monitor: --cpu-count %s: give 1 to %d\n", optarg,
-				        MONITOR_MAX_CPUS);
+				fprintf(stderr, "cloister-monitor: --cpu-count %s: give 1 to %d\n",
+				        optarg, MONITOR_MAX_CPUS);
 				return MONITOR_EXIT_USAGE;
 			}
 			break;
@@ -148,23 +169,34 @@ int main(int argc, char **argv)
 			/* nitro-compat §2.4: 1, 2 (well-known), 3 (parent) and VMADDR_CID_ANY are
 			 * not enclave CIDs. */
 			if (parse_u64(optarg, 0xfffffffeULL, &v) || (v >= 1 && v <= 3)) {
-				fprintf(stderr, "cloister-monitor: --cid %s is not a usable enclave CID "
-				                "(use 4..4294967294, or 0 for none)\n",
+				fprintf(stderr,
+				        "cloister-monitor: --cid %s is not a usable enclave CID "
+				        "(use 4..4294967294, or 0 for none)\n",
 				        optarg);
 				return MONITOR_EXIT_USAGE;
 			}
 			cfg.cid = (uint32_t)v;
 			break;
-		case O_DEBUG: cfg.debug_mode = true; break;
-		case O_CONSOLE: console = optarg; break;
+		case O_DEBUG:
+			cfg.debug_mode = true;
+			break;
+		case O_CONSOLE:
+			console = optarg;
+			break;
 		case O_READY:
 			if (parse_u64(optarg, INT_MAX, &v))
 				goto bad_value;
 			ready_fd = (int)v;
 			break;
-		case O_KERNEL: cfg.kernel_path = optarg; break;
-		case O_INITRD: cfg.initrd_path = optarg; break;
-		case O_CMDLINE: cfg.cmdline = optarg; break;
+		case O_KERNEL:
+			cfg.kernel_path = optarg;
+			break;
+		case O_INITRD:
+			cfg.initrd_path = optarg;
+			break;
+		case O_CMDLINE:
+			cfg.cmdline = optarg;
+			break;
 		case O_LOG:
 			if (!strcmp(optarg, "error"))
 				cl_log_set_level(CL_LOG_ERROR);
@@ -178,9 +210,15 @@ int main(int argc, char **argv)
 				goto bad_value;
 			break;
 		case 'h':
-		case O_HELP: usage(stdout); return 0;
-		case O_VERSION: printf("cloister-monitor %s\n", CLOISTER_VERSION); return 0;
-		default: usage(stderr); return MONITOR_EXIT_USAGE;
+		case O_HELP:
+			usage(stdout);
+			return 0;
+		case O_VERSION:
+			printf("cloister-monitor %s\n", CLOISTER_VERSION);
+			return 0;
+		default:
+			usage(stderr);
+			return MONITOR_EXIT_USAGE;
 		}
 	}
 	if (optind != argc) {
@@ -188,7 +226,8 @@ int main(int argc, char **argv)
 		return MONITOR_EXIT_USAGE;
 	}
 	if (!cfg.eif_path == !cfg.kernel_path) {
-		fprintf(stderr, "cloister-monitor: give exactly one of --eif PATH or --kernel PATH\n");
+		fprintf(stderr,
+		        "cloister-monitor: give exactly one of --eif PATH or --kernel PATH\n");
 		return MONITOR_EXIT_USAGE;
 	}
 	if (!cfg.memory_mib) {
@@ -219,15 +258,17 @@ int main(int argc, char **argv)
 		if (cpu_ids) {
 			n = parse_cpulist(cpu_ids, cfg.cpus, MONITOR_MAX_CPUS);
 			if (n <= 0) {
-				fprintf(stderr, "cloister-monitor: --cpu-ids %s: expected a list of "
-				                "distinct CPUs such as 2,3 or 2-5 (at most %d)\n",
+				fprintf(stderr,
+				        "cloister-monitor: --cpu-ids %s: expected a list of "
+				        "distinct CPUs such as 2,3 or 2-5 (at most %d)\n",
 				        cpu_ids, MONITOR_MAX_CPUS);
 				return MONITOR_EXIT_USAGE;
 			}
 			for (int i = 0; i < n; i++)
 				if (!CPU_ISSET(cfg.cpus[i], &allowed)) {
-					fprintf(stderr, "cloister-monitor: CPU %d is not available to this "
-					                "process (offline or outside its affinity mask)\n",
+					fprintf(stderr,
+					        "cloister-monitor: CPU %d is not available to this "
+					        "process (offline or outside its affinity mask)\n",
 					        cfg.cpus[i]);
 					return MONITOR_EXIT_CPU;
 				}
@@ -237,8 +278,9 @@ int main(int argc, char **argv)
 				if (CPU_ISSET(c, &allowed))
 					cfg.cpus[n++] = c;
 			if (n < (int)cpu_count) {
-				fprintf(stderr, "cloister-monitor: --cpu-count %llu but only %d CPUs are "
-				                "available to this process\n",
+				fprintf(stderr,
+				        "cloister-monitor: --cpu-count %llu but only %d CPUs are "
+				        "available to this process\n",
 				        cpu_count, n);
 				return MONITOR_EXIT_CPU;
 			}
@@ -250,9 +292,11 @@ int main(int argc, char **argv)
 		if (!console || !strcmp(console, "-")) {
 			cfg.console_fd = STDOUT_FILENO;
 		} else {
-			cfg.console_fd = open(console, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+			cfg.console_fd = open(console, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
+			                      0600);
 			if (cfg.console_fd < 0) {
-				fprintf(stderr, "cloister-monitor: cannot open console file %s: %s\n",
+				fprintf(stderr,
+				        "cloister-monitor: cannot open console file %s: %s\n",
 				        console, strerror(errno));
 				return MONITOR_EXIT_USAGE;
 			}

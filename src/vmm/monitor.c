@@ -13,6 +13,7 @@
 #include "cloister/eif.h"
 #define HAVE_EIF 1
 #endif
+#include "lib/platform/kvm_probe.h"
 #include "lib/util/file.h"
 #include "lib/util/log.h"
 #include "vmm/arch/x86_64/acpi.h"
@@ -25,14 +26,22 @@
 const char *monitor_end_name(enum monitor_end e)
 {
 	switch (e) {
-	case MONITOR_END_NONE: return "running";
-	case MONITOR_END_POWEROFF: return "poweroff";
-	case MONITOR_END_REBOOT: return "reboot";
-	case MONITOR_END_TRIPLE_FAULT: return "triple-fault";
-	case MONITOR_END_KVM_ERROR: return "kvm-error";
-	case MONITOR_END_GUEST_VIOLATION: return "guest-violation";
-	case MONITOR_END_TERMINATED: return "terminated";
-	case MONITOR_END_MONITOR_ERROR: return "monitor-error";
+	case MONITOR_END_NONE:
+		return "running";
+	case MONITOR_END_POWEROFF:
+		return "poweroff";
+	case MONITOR_END_REBOOT:
+		return "reboot";
+	case MONITOR_END_TRIPLE_FAULT:
+		return "triple-fault";
+	case MONITOR_END_KVM_ERROR:
+		return "kvm-error";
+	case MONITOR_END_GUEST_VIOLATION:
+		return "guest-violation";
+	case MONITOR_END_TERMINATED:
+		return "terminated";
+	case MONITOR_END_MONITOR_ERROR:
+		return "monitor-error";
 	}
 	return "unknown";
 }
@@ -40,14 +49,21 @@ const char *monitor_end_name(enum monitor_end e)
 int monitor_exit_for_end(enum monitor_end e)
 {
 	switch (e) {
-	case MONITOR_END_POWEROFF: return MONITOR_EXIT_POWEROFF;
-	case MONITOR_END_REBOOT: return MONITOR_EXIT_REBOOT;
-	case MONITOR_END_TRIPLE_FAULT: return MONITOR_EXIT_TRIPLE_FAULT;
-	case MONITOR_END_KVM_ERROR: return MONITOR_EXIT_KVM_ERROR;
-	case MONITOR_END_GUEST_VIOLATION: return MONITOR_EXIT_GUEST_VIOLATION;
-	case MONITOR_END_TERMINATED: return MONITOR_EXIT_TERMINATED;
+	case MONITOR_END_POWEROFF:
+		return MONITOR_EXIT_POWEROFF;
+	case MONITOR_END_REBOOT:
+		return MONITOR_EXIT_REBOOT;
+	case MONITOR_END_TRIPLE_FAULT:
+		return MONITOR_EXIT_TRIPLE_FAULT;
+	case MONITOR_END_KVM_ERROR:
+		return MONITOR_EXIT_KVM_ERROR;
+	case MONITOR_END_GUEST_VIOLATION:
+		return MONITOR_EXIT_GUEST_VIOLATION;
+	case MONITOR_END_TERMINATED:
+		return MONITOR_EXIT_TERMINATED;
 	case MONITOR_END_NONE:
-	case MONITOR_END_MONITOR_ERROR: break;
+	case MONITOR_END_MONITOR_ERROR:
+		break;
 	}
 	return MONITOR_EXIT_RUN_ERROR;
 }
@@ -55,13 +71,20 @@ int monitor_exit_for_end(enum monitor_end e)
 int monitor_exit_for_err(enum vmm_err e)
 {
 	switch (e) {
-	case VMM_OK: return MONITOR_EXIT_POWEROFF;
-	case VMM_ERR_USAGE: return MONITOR_EXIT_USAGE;
-	case VMM_ERR_HOST: return MONITOR_EXIT_HOST;
-	case VMM_ERR_MEMORY: return MONITOR_EXIT_MEMORY;
-	case VMM_ERR_IMAGE: return MONITOR_EXIT_IMAGE;
-	case VMM_ERR_CPU: return MONITOR_EXIT_CPU;
-	case VMM_ERR_INTERNAL: break;
+	case VMM_OK:
+		return MONITOR_EXIT_POWEROFF;
+	case VMM_ERR_USAGE:
+		return MONITOR_EXIT_USAGE;
+	case VMM_ERR_HOST:
+		return MONITOR_EXIT_HOST;
+	case VMM_ERR_MEMORY:
+		return MONITOR_EXIT_MEMORY;
+	case VMM_ERR_IMAGE:
+		return MONITOR_EXIT_IMAGE;
+	case VMM_ERR_CPU:
+		return MONITOR_EXIT_CPU;
+	case VMM_ERR_INTERNAL:
+		break;
 	}
 	return MONITOR_EXIT_SETUP_FAILED;
 }
@@ -174,15 +197,12 @@ static enum vmm_err load_image(struct monitor *m, struct boot_image *img, struct
 		e = file_size("EIF", c->eif_path, &kfd, &ksize, d);
 		if (e)
 			return e;
-		/* nitro-cli's rule (nitro-compat §2.7, E26): the kernel unpacks the initramfs. */
+		/* Checked before allocation too; the file may have grown since. */
 		if (ksize > mem / 4) {
-			cl_diag_set(d, "memory %llu MiB is less than 4 times the %llu-byte EIF %s; "
-			               "use --memory %llu or more",
-			            (unsigned long long)c->memory_mib, (unsigned long long)ksize,
-			            c->eif_path,
-			            (unsigned long long)(((ksize * 4 + MiB - 1) / MiB + 1) & ~1ULL));
+			cl_diag_set(d, "%s grew to %llu bytes while the enclave was set up",
+			            c->eif_path, (unsigned long long)ksize);
 			close(kfd);
-			return VMM_ERR_USAGE;
+			return VMM_ERR_IMAGE;
 		}
 		e = load_file(m, c->eif_path, kfd, LAYOUT_EIF_ADDR, ksize, d);
 		close(kfd);
@@ -203,7 +223,8 @@ static enum vmm_err load_image(struct monitor *m, struct boot_image *img, struct
 			goto out;
 	}
 	if (ksize + isize > mem / 4) {
-		cl_diag_set(d, "memory %llu MiB is less than 4 times the %llu-byte kernel and initrd",
+		cl_diag_set(d,
+		            "memory %llu MiB is less than 4 times the %llu-byte kernel and initrd",
 		            (unsigned long long)c->memory_mib, (unsigned long long)(ksize + isize));
 		e = VMM_ERR_USAGE;
 		goto out;
@@ -243,6 +264,60 @@ out:
 	return e;
 }
 
+/* The 4x rule before anything is allocated, so a too-small enclave costs nothing. */
+static enum vmm_err check_image_size(const struct monitor_config *c, struct cl_diag *d)
+{
+	uint64_t size = 0, mem = c->memory_mib * MiB;
+	const char *paths[3] = { c->eif_path, c->eif_path ? NULL : c->kernel_path,
+		                 c->eif_path ? NULL : c->initrd_path };
+	struct stat st;
+
+	for (int i = 0; i < 3; i++) {
+		if (!paths[i])
+			continue;
+		if (stat(paths[i], &st) < 0) {
+			cl_diag_set(d, "cannot read %s: %s", paths[i], strerror(errno));
+			return VMM_ERR_IMAGE;
+		}
+		if (!S_ISREG(st.st_mode)) {
+			cl_diag_set(d, "%s is not a regular file", paths[i]);
+			return VMM_ERR_IMAGE;
+		}
+		size += (uint64_t)st.st_size;
+	}
+	/* nitro-compat §2.7 (E26): the kernel must be able to unpack the initramfs. */
+	if (size > mem / 4) {
+		uint64_t need = (size * 4 + MiB - 1) / MiB;
+
+		need += need & 1;
+		cl_diag_set(d,
+		            "memory %llu MiB is less than 4 times the %llu-byte image %s; use "
+		            "--memory %llu or more",
+		            (unsigned long long)c->memory_mib, (unsigned long long)size,
+		            c->eif_path ? c->eif_path : c->kernel_path, (unsigned long long)need);
+		return VMM_ERR_USAGE;
+	}
+	return VMM_OK;
+}
+
+/* Refuse hosts whose /dev/kvm cannot boot Linux (a nested paravirtual KVM that emulates
+ * ring 0) instead of hanging in an endless emulated boot (docs/parent-instance.md). */
+static enum vmm_err check_host(struct cl_diag *d)
+{
+	struct kvm_probe_result r;
+	struct cl_diag pd = { "" };
+
+	if (kvm_probe_run(NULL, &r, &pd) != KVM_PROBE_OK) {
+		cl_diag_set(d, "cannot probe /dev/kvm: %s", pd.msg);
+		return VMM_ERR_HOST;
+	}
+	if (r.verdict != KVM_PROBE_DIRECT) {
+		cl_diag_set(d, "%s", r.reason);
+		return VMM_ERR_HOST;
+	}
+	return VMM_OK;
+}
+
 static enum vmm_err check_config(const struct monitor_config *c, struct cl_diag *d)
 {
 	if (!c->eif_path && !c->kernel_path) {
@@ -250,7 +325,8 @@ static enum vmm_err check_config(const struct monitor_config *c, struct cl_diag 
 		return VMM_ERR_USAGE;
 	}
 	if (c->memory_mib < MONITOR_MIN_MEMORY_MIB) {
-		cl_diag_set(d, "memory %llu MiB is below the %u MiB minimum; use --memory %u or more",
+		cl_diag_set(d,
+		            "memory %llu MiB is below the %u MiB minimum; use --memory %u or more",
 		            (unsigned long long)c->memory_mib, MONITOR_MIN_MEMORY_MIB,
 		            MONITOR_MIN_MEMORY_MIB);
 		return VMM_ERR_USAGE;
@@ -313,6 +389,10 @@ enum vmm_err monitor_create(struct monitor **out, const struct monitor_config *c
 
 	*out = NULL;
 	e = check_config(cfg, d);
+	if (!e)
+		e = check_image_size(cfg, d);
+	if (!e && !cfg->skip_host_probe)
+		e = check_host(d);
 	if (e)
 		return e;
 	m = calloc(1, sizeof(*m));
@@ -351,12 +431,13 @@ enum vmm_err monitor_create(struct monitor **out, const struct monitor_config *c
 	}
 	acpi = gpa_translate(&m->vm.mem, LAYOUT_ACPI_ADDR, LAYOUT_ACPI_SIZE);
 	if (!acpi || !acpi_build(acpi, LAYOUT_ACPI_SIZE, LAYOUT_ACPI_ADDR, &acfg)) {
-		cl_diag_set(d, "ACPI tables do not fit at 0x%llx", (unsigned long long)LAYOUT_ACPI_ADDR);
+		cl_diag_set(d, "ACPI tables do not fit at 0x%llx",
+		            (unsigned long long)LAYOUT_ACPI_ADDR);
 		e = VMM_ERR_INTERNAL;
 		goto fail;
 	}
-	be = boot_setup(&m->vm.mem, m->vm.low_ram, m->vm.high_ram, &img, LAYOUT_ACPI_ADDR,
-	                &m->boot, d);
+	be = boot_setup(&m->vm.mem, m->vm.low_ram, m->vm.high_ram, &img, LAYOUT_ACPI_ADDR, &m->boot,
+	                d);
 	if (be != BOOT_OK) {
 		e = VMM_ERR_IMAGE;
 		goto fail;

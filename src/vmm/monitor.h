@@ -35,17 +35,18 @@ struct monitor_config {
 	uint32_t cid;
 	bool debug_mode;
 	int console_fd; /* debug mode: where ttyS0 output goes; -1 for none */
+	bool skip_host_probe; /* trust /dev/kvm without timing a ring-0 loop first */
 };
 
 /* How the enclave ended. The monitor's exit status is derived from it (docs/design.md). */
 enum monitor_end {
 	MONITOR_END_NONE = 0,
-	MONITOR_END_POWEROFF,     /* ACPI S5 via the sleep control register */
-	MONITOR_END_REBOOT,       /* port 0x64 0xFE, port 0xCF9, FADT reset register */
+	MONITOR_END_POWEROFF, /* ACPI S5 via the sleep control register */
+	MONITOR_END_REBOOT, /* port 0x64 0xFE, port 0xCF9, FADT reset register */
 	MONITOR_END_TRIPLE_FAULT, /* KVM_EXIT_SHUTDOWN (also what reboot=t produces) */
-	MONITOR_END_KVM_ERROR,    /* KVM internal error, failed entry, unexpected exit */
+	MONITOR_END_KVM_ERROR, /* KVM internal error, failed entry, unexpected exit */
 	MONITOR_END_GUEST_VIOLATION, /* the guest broke a device protocol */
-	MONITOR_END_TERMINATED,   /* stopped on request (signal) */
+	MONITOR_END_TERMINATED, /* stopped on request (signal) */
 	MONITOR_END_MONITOR_ERROR, /* the monitor itself failed while running */
 };
 
@@ -56,19 +57,19 @@ const char *monitor_end_name(enum monitor_end e);
  * (waitpid/pidfd) learns from them how the enclave ended, or why it never started.
  */
 enum monitor_exit {
-	MONITOR_EXIT_POWEROFF = 0,      /* the guest powered off */
-	MONITOR_EXIT_SETUP_FAILED = 1,  /* internal error before the guest ran */
-	MONITOR_EXIT_USAGE = 2,         /* bad arguments or configuration; nothing started */
-	MONITOR_EXIT_HOST = 3,          /* this host cannot run enclaves; nothing started */
-	MONITOR_EXIT_MEMORY = 4,        /* hugepages short or unlockable; nothing started */
-	MONITOR_EXIT_IMAGE = 5,         /* EIF unreadable, malformed or too big; nothing started */
-	MONITOR_EXIT_CPU = 6,           /* CPU grant cannot be honoured; nothing started */
-	MONITOR_EXIT_REBOOT = 10,       /* the guest asked for a reboot */
+	MONITOR_EXIT_POWEROFF = 0, /* the guest powered off */
+	MONITOR_EXIT_SETUP_FAILED = 1, /* internal error before the guest ran */
+	MONITOR_EXIT_USAGE = 2, /* bad arguments or configuration; nothing started */
+	MONITOR_EXIT_HOST = 3, /* this host cannot run enclaves; nothing started */
+	MONITOR_EXIT_MEMORY = 4, /* hugepages short or unlockable; nothing started */
+	MONITOR_EXIT_IMAGE = 5, /* EIF unreadable, malformed or too big; nothing started */
+	MONITOR_EXIT_CPU = 6, /* CPU grant cannot be honoured; nothing started */
+	MONITOR_EXIT_REBOOT = 10, /* the guest asked for a reboot */
 	MONITOR_EXIT_TRIPLE_FAULT = 11, /* the guest triple-faulted */
-	MONITOR_EXIT_KVM_ERROR = 12,    /* KVM internal error or unexpected exit */
+	MONITOR_EXIT_KVM_ERROR = 12, /* KVM internal error or unexpected exit */
 	MONITOR_EXIT_GUEST_VIOLATION = 13, /* the guest broke a device protocol */
-	MONITOR_EXIT_TERMINATED = 14,   /* stopped by SIGTERM/SIGINT/SIGHUP */
-	MONITOR_EXIT_RUN_ERROR = 15,    /* the monitor failed while the guest ran */
+	MONITOR_EXIT_TERMINATED = 14, /* stopped by SIGTERM/SIGINT/SIGHUP */
+	MONITOR_EXIT_RUN_ERROR = 15, /* the monitor failed while the guest ran */
 };
 
 int monitor_exit_for_end(enum monitor_end e);
@@ -96,7 +97,7 @@ enum monitor_end monitor_wait(struct monitor *m, int sigfd, char *why, size_t wh
 
 /* End the enclave from any thread (first reason wins). */
 void monitor_stop(struct monitor *m, enum monitor_end reason, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+        __attribute__((format(printf, 3, 4)));
 
 /* Release everything; joins threads if monitor_wait was not called. NULL is fine. */
 void monitor_destroy(struct monitor *m);

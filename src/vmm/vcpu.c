@@ -31,8 +31,8 @@ static void pio_write(struct monitor *m, uint16_t port, uint8_t val)
 	} else if (port == LAYOUT_RESET_PORT) {
 		/* Both `reboot=pci` (0x06/0x0e) and the FADT reset register land here. */
 		if (val & CF9_RESET_CPU)
-			monitor_stop(m, MONITOR_END_REBOOT, "guest rebooted (reset register 0xcf9 = 0x%02x)",
-			             val);
+			monitor_stop(m, MONITOR_END_REBOOT,
+			             "guest rebooted (reset register 0xcf9 = 0x%02x)", val);
 	} else if (port == LAYOUT_SLEEP_CTL_PORT) {
 		if ((val & SLP_EN) && ((val >> 2) & 7) == LAYOUT_S5_SLP_TYP)
 			monitor_stop(m, MONITOR_END_POWEROFF, "guest powered off (ACPI S5)");
@@ -108,10 +108,15 @@ static void handle_exit(struct vcpu *v)
 	struct kvm_run *run = v->run;
 
 	switch (run->exit_reason) {
-	case KVM_EXIT_IO: handle_io(v); break;
-	case KVM_EXIT_MMIO: handle_mmio(v); break;
+	case KVM_EXIT_IO:
+		handle_io(v);
+		break;
+	case KVM_EXIT_MMIO:
+		handle_mmio(v);
+		break;
 	case KVM_EXIT_INTR:
-	case KVM_EXIT_HLT: break;
+	case KVM_EXIT_HLT:
+		break;
 	case KVM_EXIT_SHUTDOWN:
 		monitor_stop(m, MONITOR_END_TRIPLE_FAULT,
 		             "guest triple-faulted on vCPU %u (KVM_EXIT_SHUTDOWN)", v->id);

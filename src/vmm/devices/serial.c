@@ -95,11 +95,20 @@ void serial_out(struct serial *s, unsigned off, uint8_t val)
 		}
 		s->ier = val & 0x0f;
 		break;
-	case UART_IIR_FCR: s->fcr = val; break;
-	case UART_LCR: s->lcr = val; break;
-	case UART_MCR: s->mcr = val & 0x1f; break;
-	case UART_SCR: s->scr = val; break;
-	default: break;
+	case UART_IIR_FCR:
+		s->fcr = val;
+		break;
+	case UART_LCR:
+		s->lcr = val;
+		break;
+	case UART_MCR:
+		s->mcr = val & 0x1f;
+		break;
+	case UART_SCR:
+		s->scr = val;
+		break;
+	default:
+		break;
 	}
 	pthread_mutex_unlock(&s->lock);
 	if (pulse && s->irq)
@@ -112,8 +121,12 @@ uint8_t serial_in(struct serial *s, unsigned off)
 
 	pthread_mutex_lock(&s->lock);
 	switch (off) {
-	case UART_RX_TX: v = (s->lcr & LCR_DLAB) ? s->dll : 0; break;
-	case UART_IER: v = (s->lcr & LCR_DLAB) ? s->dlm : s->ier; break;
+	case UART_RX_TX:
+		v = (s->lcr & LCR_DLAB) ? s->dll : 0;
+		break;
+	case UART_IER:
+		v = (s->lcr & LCR_DLAB) ? s->dlm : s->ier;
+		break;
 	case UART_IIR_FCR:
 		v = (s->fcr & FCR_ENABLE_FIFO) ? IIR_FIFO_ENABLED : 0;
 		if ((s->ier & IER_THRI) && s->thre_pending) {
@@ -123,20 +136,31 @@ uint8_t serial_in(struct serial *s, unsigned off)
 			v |= IIR_NO_INT;
 		}
 		break;
-	case UART_LCR: v = s->lcr; break;
-	case UART_MCR: v = s->mcr; break;
-	case UART_LSR: v = LSR_THRE | LSR_TEMT; break;
+	case UART_LCR:
+		v = s->lcr;
+		break;
+	case UART_MCR:
+		v = s->mcr;
+		break;
+	case UART_LSR:
+		v = LSR_THRE | LSR_TEMT;
+		break;
 	case UART_MSR:
 		if (s->mcr & MCR_LOOP) {
 			/* Loopback: DTR->DSR, RTS->CTS, OUT1->RI, OUT2->DCD. */
-			v = (uint8_t)(((s->mcr & 0x01) ? MSR_DSR : 0) | ((s->mcr & 0x02) ? MSR_CTS : 0) |
-			              ((s->mcr & 0x04) ? MSR_RI : 0) | ((s->mcr & 0x08) ? MSR_DCD : 0));
+			v = (uint8_t)(((s->mcr & 0x01) ? MSR_DSR : 0) |
+			              ((s->mcr & 0x02) ? MSR_CTS : 0) |
+			              ((s->mcr & 0x04) ? MSR_RI : 0) |
+			              ((s->mcr & 0x08) ? MSR_DCD : 0));
 		} else {
 			v = MSR_DCD | MSR_DSR | MSR_CTS;
 		}
 		break;
-	case UART_SCR: v = s->scr; break;
-	default: break;
+	case UART_SCR:
+		v = s->scr;
+		break;
+	default:
+		break;
 	}
 	pthread_mutex_unlock(&s->lock);
 	return v;

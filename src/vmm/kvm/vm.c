@@ -19,13 +19,20 @@
 const char *vmm_strerror(enum vmm_err e)
 {
 	switch (e) {
-	case VMM_OK: return "success";
-	case VMM_ERR_USAGE: return "invalid configuration";
-	case VMM_ERR_HOST: return "this host cannot run enclaves";
-	case VMM_ERR_MEMORY: return "enclave memory could not be allocated";
-	case VMM_ERR_IMAGE: return "the enclave image cannot be booted";
-	case VMM_ERR_CPU: return "the CPU grant cannot be honoured";
-	case VMM_ERR_INTERNAL: return "internal monitor error";
+	case VMM_OK:
+		return "success";
+	case VMM_ERR_USAGE:
+		return "invalid configuration";
+	case VMM_ERR_HOST:
+		return "this host cannot run enclaves";
+	case VMM_ERR_MEMORY:
+		return "enclave memory could not be allocated";
+	case VMM_ERR_IMAGE:
+		return "the enclave image cannot be booted";
+	case VMM_ERR_CPU:
+		return "the CPU grant cannot be honoured";
+	case VMM_ERR_INTERNAL:
+		return "internal monitor error";
 	}
 	return "unknown monitor error";
 }
@@ -53,8 +60,9 @@ enum vmm_err vm_open(struct vm *vm, struct cl_diag *d)
 
 	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	if (vm->kvm_fd < 0) {
-		cl_diag_set(d, "cannot open /dev/kvm: %s; load kvm-intel or kvm-amd and give this "
-		               "user access to /dev/kvm",
+		cl_diag_set(d,
+		            "cannot open /dev/kvm: %s; load kvm-intel or kvm-amd and give this "
+		            "user access to /dev/kvm",
 		            strerror(errno));
 		return VMM_ERR_HOST;
 	}
@@ -76,7 +84,8 @@ enum vmm_err vm_open(struct vm *vm, struct cl_diag *d)
 	/* The table size is not known in advance: grow until KVM stops saying E2BIG. */
 	for (;;) {
 		free(vm->cpuid);
-		vm->cpuid = calloc(1, sizeof(*vm->cpuid) + (size_t)n * sizeof(vm->cpuid->entries[0]));
+		vm->cpuid = calloc(1,
+		                   sizeof(*vm->cpuid) + (size_t)n * sizeof(vm->cpuid->entries[0]));
 		if (!vm->cpuid) {
 			cl_diag_set(d, "out of memory");
 			goto fail_internal;
@@ -144,13 +153,15 @@ static void explain_hugepages(uint64_t size, struct cl_diag *d)
 	long need = (long)(size / (2 * MiB));
 
 	if (total < 0 || avail < 0) {
-		cl_diag_set(d, "cannot map %llu MiB of 2 MiB hugepages and the kernel has no "
-		               "hugetlbfs support (no /sys/kernel/mm/hugepages/hugepages-2048kB)",
+		cl_diag_set(d,
+		            "cannot map %llu MiB of 2 MiB hugepages and the kernel has no "
+		            "hugetlbfs support (no /sys/kernel/mm/hugepages/hugepages-2048kB)",
 		            (unsigned long long)(size / MiB));
 		return;
 	}
-	cl_diag_set(d, "cannot map %llu MiB of hugepages: need %ld more 2 MiB hugepages (%ld free "
-	               "of %ld); run: echo %ld > /proc/sys/vm/nr_hugepages",
+	cl_diag_set(d,
+	            "cannot map %llu MiB of hugepages: need %ld more 2 MiB hugepages (%ld free "
+	            "of %ld); run: echo %ld > /proc/sys/vm/nr_hugepages",
 	            (unsigned long long)(size / MiB), need > avail ? need - avail : 0, avail, total,
 	            total + (need > avail ? need - avail : 0));
 }
@@ -207,8 +218,9 @@ enum vmm_err vm_ram_alloc(struct vm *vm, uint64_t size, struct cl_diag *d)
 	vm->ram = p;
 	vm->ram_size = size;
 	if (mlock(p, size) < 0) {
-		cl_diag_set(d, "cannot lock %llu MiB of enclave memory: %s; raise the locked-memory "
-		               "limit (ulimit -l) or run with CAP_IPC_LOCK",
+		cl_diag_set(d,
+		            "cannot lock %llu MiB of enclave memory: %s; raise the locked-memory "
+		            "limit (ulimit -l) or run with CAP_IPC_LOCK",
 		            (unsigned long long)(size / MiB), strerror(errno));
 		return VMM_ERR_MEMORY;
 	}

@@ -18,11 +18,11 @@
 
 enum vmm_err {
 	VMM_OK = 0,
-	VMM_ERR_USAGE,    /* a configuration value is invalid */
-	VMM_ERR_HOST,     /* the host cannot run enclaves (KVM missing or unsuitable) */
-	VMM_ERR_MEMORY,   /* hugepage memory could not be allocated or locked */
-	VMM_ERR_IMAGE,    /* the EIF is unreadable, malformed or does not fit */
-	VMM_ERR_CPU,      /* the CPU grant cannot be honoured */
+	VMM_ERR_USAGE, /* a configuration value is invalid */
+	VMM_ERR_HOST, /* the host cannot run enclaves (KVM missing or unsuitable) */
+	VMM_ERR_MEMORY, /* hugepage memory could not be allocated or locked */
+	VMM_ERR_IMAGE, /* the EIF is unreadable, malformed or does not fit */
+	VMM_ERR_CPU, /* the CPU grant cannot be honoured */
 	VMM_ERR_INTERNAL, /* a KVM or system call failed unexpectedly */
 };
 
@@ -36,7 +36,7 @@ struct vm {
 	uint8_t *ram;
 	uint64_t ram_size;
 	uint64_t page_size;
-	uint64_t low_ram;  /* bytes mapped at guest-physical 0 */
+	uint64_t low_ram; /* bytes mapped at guest-physical 0 */
 	uint64_t high_ram; /* bytes mapped at 4 GiB */
 	struct gpa_space mem;
 };

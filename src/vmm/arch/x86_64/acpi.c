@@ -52,9 +52,9 @@ static size_t table_begin(struct bb *b, const char sig[4], uint8_t rev)
 	bb_u8(b, 0); /* checksum */
 	bb_bytes(b, "CLSTER", 6);
 	bb_bytes(b, "CLOISTER", 8);
-	bb_le(b, 1, 4);              /* OEM revision */
-	bb_bytes(b, "CLST", 4);      /* creator id */
-	bb_le(b, 1, 4);              /* creator revision */
+	bb_le(b, 1, 4); /* OEM revision */
+	bb_bytes(b, "CLST", 4); /* creator id */
+	bb_le(b, 1, 4); /* creator revision */
 	return start;
 }
 
@@ -277,32 +277,32 @@ static void build_fadt(struct bb *b, uint64_t dsdt)
 {
 	size_t t = table_begin(b, "FACP", 6);
 
-	bb_le(b, 0, 4);            /* 36 FIRMWARE_CTRL */
-	bb_le(b, dsdt, 4);         /* 40 DSDT */
-	bb_le(b, 0, 1);            /* 44 reserved */
-	bb_le(b, 0, 1);            /* 45 preferred PM profile: unspecified */
-	bb_le(b, 0, 2);            /* 46 SCI_INT: none in hardware-reduced mode */
-	bb_le(b, 0, 4);            /* 48 SMI_CMD */
-	bb_le(b, 0, 4);            /* 52 ACPI_ENABLE, ACPI_DISABLE, S4BIOS_REQ, PSTATE_CNT */
-	bb_le(b, 0, 32);           /* 56..87 PM1a/b EVT/CNT, PM2, PM_TMR, GPE0/1 blocks */
-	bb_le(b, 0, 8);            /* 88..95 block lengths, GPE1_BASE, CST_CNT */
-	bb_le(b, 0, 8);            /* 96..103 latencies, flush */
-	bb_le(b, 0, 5);            /* 104..108 duty, alarms, century */
+	bb_le(b, 0, 4); /* 36 FIRMWARE_CTRL */
+	bb_le(b, dsdt, 4); /* 40 DSDT */
+	bb_le(b, 0, 1); /* 44 reserved */
+	bb_le(b, 0, 1); /* 45 preferred PM profile: unspecified */
+	bb_le(b, 0, 2); /* 46 SCI_INT: none in hardware-reduced mode */
+	bb_le(b, 0, 4); /* 48 SMI_CMD */
+	bb_le(b, 0, 4); /* 52 ACPI_ENABLE, ACPI_DISABLE, S4BIOS_REQ, PSTATE_CNT */
+	bb_le(b, 0, 32); /* 56..87 PM1a/b EVT/CNT, PM2, PM_TMR, GPE0/1 blocks */
+	bb_le(b, 0, 8); /* 88..95 block lengths, GPE1_BASE, CST_CNT */
+	bb_le(b, 0, 8); /* 96..103 latencies, flush */
+	bb_le(b, 0, 5); /* 104..108 duty, alarms, century */
 	/* 109 IAPC_BOOT_ARCH: no VGA (bit 2), no CMOS RTC (bit 5) */
 	bb_le(b, (1u << 2) | (1u << 5), 2);
-	bb_le(b, 0, 1);            /* 111 reserved */
+	bb_le(b, 0, 1); /* 111 reserved */
 	bb_le(b, (1u << 20) | (1u << 10), 4); /* 112 flags: HW_REDUCED_ACPI | RESET_REG_SUP */
-	gas_io(b, LAYOUT_RESET_PORT, 8);      /* 116 RESET_REG */
-	bb_u8(b, LAYOUT_RESET_VALUE);         /* 128 RESET_VALUE */
-	bb_le(b, 0, 2);                       /* 129 ARM_BOOT_ARCH */
-	bb_u8(b, 5);                          /* 131 FADT minor version */
-	bb_le(b, 0, 8);                       /* 132 X_FIRMWARE_CTRL */
-	bb_le(b, dsdt, 8);                    /* 140 X_DSDT */
+	gas_io(b, LAYOUT_RESET_PORT, 8); /* 116 RESET_REG */
+	bb_u8(b, LAYOUT_RESET_VALUE); /* 128 RESET_VALUE */
+	bb_le(b, 0, 2); /* 129 ARM_BOOT_ARCH */
+	bb_u8(b, 5); /* 131 FADT minor version */
+	bb_le(b, 0, 8); /* 132 X_FIRMWARE_CTRL */
+	bb_le(b, dsdt, 8); /* 140 X_DSDT */
 	for (int i = 0; i < 8; i++)
-		gas_none(b);                  /* 148..243 X_PM1a_EVT .. X_GPE1 */
-	gas_io(b, LAYOUT_SLEEP_CTL_PORT, 8);  /* 244 SLEEP_CONTROL_REG */
-	gas_io(b, LAYOUT_SLEEP_STS_PORT, 8);  /* 256 SLEEP_STATUS_REG */
-	bb_bytes(b, "CLOISTER", 8);           /* 268 hypervisor vendor identity */
+		gas_none(b); /* 148..243 X_PM1a_EVT .. X_GPE1 */
+	gas_io(b, LAYOUT_SLEEP_CTL_PORT, 8); /* 244 SLEEP_CONTROL_REG */
+	gas_io(b, LAYOUT_SLEEP_STS_PORT, 8); /* 256 SLEEP_STATUS_REG */
+	bb_bytes(b, "CLOISTER", 8); /* 268 hypervisor vendor identity */
 	table_end(b, t);
 }
 
@@ -317,7 +317,7 @@ static void build_madt(struct bb *b, const struct acpi_config *cfg)
 		bb_u8(b, 8);
 		bb_u8(b, (uint8_t)i); /* ACPI processor UID */
 		bb_u8(b, (uint8_t)i); /* APIC id = vCPU id */
-		bb_le(b, 1, 4);       /* enabled */
+		bb_le(b, 1, 4); /* enabled */
 	}
 	bb_u8(b, 1); /* IOAPIC */
 	bb_u8(b, 12);
@@ -344,10 +344,10 @@ size_t acpi_build(uint8_t *buf, size_t cap, uint64_t gpa, const struct acpi_conf
 	bb_u8(&b, 0);
 	bb_bytes(&b, "CLSTER", 6);
 	bb_u8(&b, 2);
-	bb_le(&b, 0, 4);  /* RSDT address: none, XSDT only */
+	bb_le(&b, 0, 4); /* RSDT address: none, XSDT only */
 	bb_le(&b, 36, 4); /* length */
-	bb_le(&b, 0, 8);  /* XSDT address */
-	bb_le(&b, 0, 4);  /* extended checksum + reserved */
+	bb_le(&b, 0, 8); /* XSDT address */
+	bb_le(&b, 0, 4); /* extended checksum + reserved */
 
 	align(&b, 16);
 	dsdt = b.len;

@@ -17,7 +17,7 @@
 
 struct acpi_virtio {
 	uint64_t base; /* MMIO window, LAYOUT_VIRTIO_MMIO_SIZE bytes */
-	unsigned irq;  /* IOAPIC pin */
+	unsigned irq; /* IOAPIC pin */
 };
 
 struct acpi_config {

@@ -41,12 +41,18 @@
 const char *boot_strerror(enum boot_err e)
 {
 	switch (e) {
-	case BOOT_OK: return "success";
-	case BOOT_ERR_NOT_BZIMAGE: return "the kernel is not an x86 bzImage";
-	case BOOT_ERR_OLD_PROTOCOL: return "the kernel has no 64-bit boot entry";
-	case BOOT_ERR_TOO_BIG: return "the boot image does not fit in enclave memory";
-	case BOOT_ERR_BAD_SOURCE: return "a boot image section lies outside enclave memory";
-	case BOOT_ERR_CMDLINE: return "the kernel command line is invalid";
+	case BOOT_OK:
+		return "success";
+	case BOOT_ERR_NOT_BZIMAGE:
+		return "the kernel is not an x86 bzImage";
+	case BOOT_ERR_OLD_PROTOCOL:
+		return "the kernel has no 64-bit boot entry";
+	case BOOT_ERR_TOO_BIG:
+		return "the boot image does not fit in enclave memory";
+	case BOOT_ERR_BAD_SOURCE:
+		return "a boot image section lies outside enclave memory";
+	case BOOT_ERR_CMDLINE:
+		return "the kernel command line is invalid";
 	}
 	return "unknown boot error";
 }
@@ -91,8 +97,9 @@ enum boot_err bzimage_parse(const uint8_t *buf, uint64_t len, struct bzimage_inf
 		return BOOT_ERR_NOT_BZIMAGE;
 	}
 	if (le16(buf + BP_BOOT_FLAG) != 0xaa55 || memcmp(buf + BP_HEADER, "HdrS", 4) != 0) {
-		cl_diag_set(d, "kernel has no bzImage signature (boot_flag 0x%04x, header "
-		               "0x%08x; expected 0xaa55 and \"HdrS\")",
+		cl_diag_set(d,
+		            "kernel has no bzImage signature (boot_flag 0x%04x, header "
+		            "0x%08x; expected 0xaa55 and \"HdrS\")",
 		            le16(buf + BP_BOOT_FLAG), le32(buf + BP_HEADER));
 		return BOOT_ERR_NOT_BZIMAGE;
 	}
@@ -100,16 +107,18 @@ enum boot_err bzimage_parse(const uint8_t *buf, uint64_t len, struct bzimage_inf
 	bi.xloadflags = le16(buf + BP_XLOADFLAGS);
 	/* 2.12 added xloadflags; we need XLF_KERNEL_64 to enter at +0x200 in long mode. */
 	if (bi.version < 0x020c || !(bi.xloadflags & XLF_KERNEL_64)) {
-		cl_diag_set(d, "kernel boot protocol %u.%02u with xloadflags 0x%x has no 64-bit "
-		               "entry (need protocol >= 2.12 and XLF_KERNEL_64)",
+		cl_diag_set(d,
+		            "kernel boot protocol %u.%02u with xloadflags 0x%x has no 64-bit "
+		            "entry (need protocol >= 2.12 and XLF_KERNEL_64)",
 		            bi.version >> 8, bi.version & 0xff, bi.xloadflags);
 		return BOOT_ERR_OLD_PROTOCOL;
 	}
 	bi.setup_sects = buf[BP_SETUP_SECTS] ? buf[BP_SETUP_SECTS] : 4;
 	bi.pm_offset = ((uint64_t)bi.setup_sects + 1) * 512;
 	if (bi.pm_offset + LAYOUT_KERNEL_ENTRY64_OFF >= len) {
-		cl_diag_set(d, "kernel setup (%u sectors) leaves no protected-mode code in a "
-		               "%llu-byte file",
+		cl_diag_set(d,
+		            "kernel setup (%u sectors) leaves no protected-mode code in a "
+		            "%llu-byte file",
 		            bi.setup_sects, (unsigned long long)len);
 		return BOOT_ERR_NOT_BZIMAGE;
 	}
@@ -165,8 +174,8 @@ static void write_page_tables(uint8_t *pml4, uint8_t *pdpt, uint8_t *pd)
 }
 
 enum boot_err boot_setup(const struct gpa_space *mem, uint64_t low_ram_end, uint64_t high_ram,
-                         const struct boot_image *img, uint64_t rsdp_addr,
-                         struct boot_layout *out, struct cl_diag *d)
+                         const struct boot_image *img, uint64_t rsdp_addr, struct boot_layout *out,
+                         struct cl_diag *d)
 {
 	const uint8_t *kernel;
 	struct bzimage_info bi;
@@ -178,7 +187,8 @@ enum boot_err boot_setup(const struct gpa_space *mem, uint64_t low_ram_end, uint
 	kernel = gpa_translate(mem, img->kernel.gpa, img->kernel.len);
 	if (!kernel) {
 		cl_diag_set(d, "kernel section [0x%llx, +0x%llx) is outside enclave memory",
-		            (unsigned long long)img->kernel.gpa, (unsigned long long)img->kernel.len);
+		            (unsigned long long)img->kernel.gpa,
+		            (unsigned long long)img->kernel.len);
 		return BOOT_ERR_BAD_SOURCE;
 	}
 	e = bzimage_parse(kernel, img->kernel.len, &bi, d);
@@ -200,15 +210,16 @@ enum boot_err boot_setup(const struct gpa_space *mem, uint64_t low_ram_end, uint
 	{
 		const uint8_t *src = gpa_translate(mem, img->cmdline.gpa, img->cmdline.len);
 		uint64_t max = bi.cmdline_size < LAYOUT_CMDLINE_MAX - 1 ? bi.cmdline_size
-		                                                         : LAYOUT_CMDLINE_MAX - 1;
+		                                                        : LAYOUT_CMDLINE_MAX - 1;
 
 		if (!src) {
 			cl_diag_set(d, "command line section is outside enclave memory");
 			return BOOT_ERR_BAD_SOURCE;
 		}
 		if (img->cmdline.len > max || memchr(src, 0, img->cmdline.len)) {
-			cl_diag_set(d, "kernel command line of %llu bytes is longer than the "
-			               "kernel's %llu or contains a NUL byte",
+			cl_diag_set(d,
+			            "kernel command line of %llu bytes is longer than the "
+			            "kernel's %llu or contains a NUL byte",
 			            (unsigned long long)img->cmdline.len, (unsigned long long)max);
 			return BOOT_ERR_CMDLINE;
 		}
@@ -233,8 +244,9 @@ enum boot_err boot_setup(const struct gpa_space *mem, uint64_t low_ram_end, uint
 		if (limit > low_ram_end)
 			limit = low_ram_end;
 		if (initrd_size > limit || ((limit - initrd_size) & ~4095ULL) < kernel_end) {
-			cl_diag_set(d, "the %llu MiB of ramdisks and the %llu MiB kernel do not fit "
-			               "below %llu MiB; give the enclave more memory",
+			cl_diag_set(d,
+			            "the %llu MiB of ramdisks and the %llu MiB kernel do not fit "
+			            "below %llu MiB; give the enclave more memory",
 			            (unsigned long long)(initrd_size / MiB),
 			            (unsigned long long)((kernel_end - LAYOUT_KERNEL_ADDR) / MiB),
 			            (unsigned long long)(limit / MiB));
@@ -242,9 +254,11 @@ enum boot_err boot_setup(const struct gpa_space *mem, uint64_t low_ram_end, uint
 		}
 		initrd_addr = (limit - initrd_size) & ~4095ULL;
 		if (overlaps(initrd_addr, initrd_size, img->image.gpa, img->image.len)) {
-			cl_diag_set(d, "the initrd at 0x%llx would overwrite the image at 0x%llx "
-			               "before it is read; give the enclave more memory",
-			            (unsigned long long)initrd_addr, (unsigned long long)img->image.gpa);
+			cl_diag_set(d,
+			            "the initrd at 0x%llx would overwrite the image at 0x%llx "
+			            "before it is read; give the enclave more memory",
+			            (unsigned long long)initrd_addr,
+			            (unsigned long long)img->image.gpa);
 			return BOOT_ERR_TOO_BIG;
 		}
 		uint64_t at = initrd_addr;
@@ -254,8 +268,9 @@ enum boot_err boot_setup(const struct gpa_space *mem, uint64_t low_ram_end, uint
 			void *dst = gpa_translate(mem, at, r->len);
 
 			if (!src || !dst) {
-				cl_diag_set(d, "ramdisk %u [0x%llx, +0x%llx) is outside enclave memory",
-				            i, (unsigned long long)r->gpa, (unsigned long long)r->len);
+				cl_diag_set(
+				        d, "ramdisk %u [0x%llx, +0x%llx) is outside enclave memory",
+				        i, (unsigned long long)r->gpa, (unsigned long long)r->len);
 				return BOOT_ERR_BAD_SOURCE;
 			}
 			memmove(dst, src, r->len);
@@ -269,8 +284,9 @@ enum boot_err boot_setup(const struct gpa_space *mem, uint64_t low_ram_end, uint
 		uint8_t *dst = gpa_translate(mem, LAYOUT_KERNEL_ADDR, bi.pm_size);
 
 		if (!dst || kernel_end > low_ram_end) {
-			cl_diag_set(d, "the kernel needs %llu MiB from 1 MiB; give the enclave more "
-			               "memory",
+			cl_diag_set(d,
+			            "the kernel needs %llu MiB from 1 MiB; give the enclave more "
+			            "memory",
 			            (unsigned long long)(kernel_end / MiB));
 			return BOOT_ERR_TOO_BIG;
 		}

@@ -17,25 +17,25 @@
 
 enum boot_err {
 	BOOT_OK = 0,
-	BOOT_ERR_NOT_BZIMAGE,    /* no boot sector signature / "HdrS" header, or too short */
-	BOOT_ERR_OLD_PROTOCOL,   /* boot protocol < 2.12 or no 64-bit entry */
-	BOOT_ERR_TOO_BIG,        /* kernel, initrd or command line do not fit in guest RAM */
-	BOOT_ERR_BAD_SOURCE,     /* a section does not lie inside guest RAM */
-	BOOT_ERR_CMDLINE,        /* command line too long or contains a NUL */
+	BOOT_ERR_NOT_BZIMAGE, /* no boot sector signature / "HdrS" header, or too short */
+	BOOT_ERR_OLD_PROTOCOL, /* boot protocol < 2.12 or no 64-bit entry */
+	BOOT_ERR_TOO_BIG, /* kernel, initrd or command line do not fit in guest RAM */
+	BOOT_ERR_BAD_SOURCE, /* a section does not lie inside guest RAM */
+	BOOT_ERR_CMDLINE, /* command line too long or contains a NUL */
 };
 
 const char *boot_strerror(enum boot_err e);
 
 /* What the monitor needs from a bzImage's setup header. */
 struct bzimage_info {
-	uint16_t version;         /* boot protocol, e.g. 0x020f */
-	uint8_t setup_sects;      /* 512-byte setup sectors (0 means 4) */
-	uint64_t pm_offset;       /* file offset of the protected-mode code */
-	uint64_t pm_size;         /* its size */
-	uint32_t hdr_end;         /* setup header ends here (0x202 + byte at 0x201) */
+	uint16_t version; /* boot protocol, e.g. 0x020f */
+	uint8_t setup_sects; /* 512-byte setup sectors (0 means 4) */
+	uint64_t pm_offset; /* file offset of the protected-mode code */
+	uint64_t pm_size; /* its size */
+	uint32_t hdr_end; /* setup header ends here (0x202 + byte at 0x201) */
 	uint32_t initrd_addr_max; /* highest address the initrd may occupy */
-	uint32_t cmdline_size;    /* longest command line without the NUL */
-	uint32_t init_size;       /* memory the kernel needs from its load address */
+	uint32_t cmdline_size; /* longest command line without the NUL */
+	uint32_t init_size; /* memory the kernel needs from its load address */
 	uint16_t xloadflags;
 };
 
@@ -66,9 +66,9 @@ struct boot_image {
 
 /* Where things ended up, for the vCPU setup and the log. */
 struct boot_layout {
-	uint64_t entry;       /* RIP of the boot vCPU */
-	uint64_t zero_page;   /* RSI */
-	uint64_t pml4;        /* CR3 */
+	uint64_t entry; /* RIP of the boot vCPU */
+	uint64_t zero_page; /* RSI */
+	uint64_t pml4; /* CR3 */
 	uint64_t initrd_addr; /* 0 when there is no initrd */
 	uint64_t initrd_size;
 	uint64_t kernel_size;
@@ -80,7 +80,7 @@ struct boot_layout {
  * with e820 and @rsdp_addr, GDT and page tables. Every guest range goes through gpa_translate.
  */
 enum boot_err boot_setup(const struct gpa_space *mem, uint64_t low_ram_end, uint64_t high_ram,
-                         const struct boot_image *img, uint64_t rsdp_addr,
-                         struct boot_layout *out, struct cl_diag *d);
+                         const struct boot_image *img, uint64_t rsdp_addr, struct boot_layout *out,
+                         struct cl_diag *d);
 
 #endif

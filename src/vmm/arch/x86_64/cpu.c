@@ -35,9 +35,14 @@ enum vmm_err cpu_set_cpuid(const struct vm *vm, int vcpu_fd, unsigned id, unsign
 				e->edx &= ~CPUID_1_EDX_HTT;
 			break;
 		case 0xb:
-		case 0x1f: e->edx = id; break;
-		case 0x8000001e: e->eax = id; break;
-		default: break;
+		case 0x1f:
+			e->edx = id;
+			break;
+		case 0x8000001e:
+			e->eax = id;
+			break;
+		default:
+			break;
 		}
 	}
 	rc = ioctl(vcpu_fd, KVM_SET_CPUID2, c);
@@ -72,7 +77,7 @@ enum vmm_err cpu_set_boot_state(int vcpu_fd, const struct boot_layout *bl, struc
 	if (ioctl(vcpu_fd, KVM_GET_SREGS, &sregs) < 0)
 		goto fail;
 	seg_flat(&sregs.cs, LAYOUT_GDT_CODE64_SEL, 0xb, true); /* execute/read, accessed */
-	seg_flat(&sregs.ds, LAYOUT_GDT_DATA_SEL, 0x3, false);  /* read/write, accessed */
+	seg_flat(&sregs.ds, LAYOUT_GDT_DATA_SEL, 0x3, false); /* read/write, accessed */
 	sregs.es = sregs.fs = sregs.gs = sregs.ss = sregs.ds;
 	sregs.gdt.base = LAYOUT_GDT_ADDR;
 	sregs.gdt.limit = 4 * 8 - 1;
@@ -89,8 +94,8 @@ enum vmm_err cpu_set_boot_state(int vcpu_fd, const struct boot_layout *bl, struc
 	sregs.ldt.present = 1;
 	sregs.cr0 = 0x80000033; /* PG | NE | ET | MP | PE */
 	sregs.cr3 = bl->pml4;
-	sregs.cr4 = 0x20;    /* PAE */
-	sregs.efer = 0x500;  /* LMA | LME */
+	sregs.cr4 = 0x20; /* PAE */
+	sregs.efer = 0x500; /* LMA | LME */
 	if (ioctl(vcpu_fd, KVM_SET_SREGS, &sregs) < 0)
 		goto fail;
 
