@@ -26,10 +26,11 @@ static void bb_u8(struct bb *b, uint8_t v)
 	bb_bytes(b, &v, 1);
 }
 
+/* @n little-endian bytes of @v; bytes past the eighth are zero (runs of reserved fields). */
 static void bb_le(struct bb *b, uint64_t v, int n)
 {
 	for (int i = 0; i < n; i++)
-		bb_u8(b, (uint8_t)(v >> (8 * i)));
+		bb_u8(b, i < 8 ? (uint8_t)(v >> (8 * i)) : 0);
 }
 
 static uint8_t checksum(const uint8_t *p, size_t n)
