@@ -12,6 +12,8 @@ struct subcommand {
 
 /* Keep in the order `cloister --help` should list them. */
 static const struct subcommand subcommands[] = {
+	{ "parent-instance", cmd_parent_instance,
+	  "check this host's KVM; run a command in the parent instance" },
 	{ NULL, NULL, NULL },
 };
 
