@@ -40,6 +40,8 @@ static void usage(FILE *out)
 	        "  --ready-fd N        write \"ready\\n\" to fd N once the vCPUs run, then close "
 	        "it\n"
 	        "  --log-level LEVEL   error, warning, info (default) or debug\n"
+	        "  --skip-host-probe   do not time a ring-0 loop to check that this host's KVM\n"
+	        "                      can boot Linux (for callers that already checked)\n"
 	        "  --kernel PATH --initrd PATH --cmdline STR\n"
 	        "                      development: boot a bzImage and initrd instead of an EIF\n"
 	        "\n"
@@ -112,6 +114,7 @@ int main(int argc, char **argv)
 		O_INITRD,
 		O_CMDLINE,
 		O_LOG,
+		O_NO_PROBE,
 		O_HELP,
 		O_VERSION
 	};
@@ -128,6 +131,7 @@ int main(int argc, char **argv)
 		{ "initrd", required_argument, NULL, O_INITRD },
 		{ "cmdline", required_argument, NULL, O_CMDLINE },
 		{ "log-level", required_argument, NULL, O_LOG },
+		{ "skip-host-probe", no_argument, NULL, O_NO_PROBE },
 		{ "help", no_argument, NULL, O_HELP },
 		{ "version", no_argument, NULL, O_VERSION },
 		{ NULL, 0, NULL, 0 },

@@ -18,7 +18,7 @@ for n in 1 2; do
 		pass "$n vCPU(s): init reached with $n CPUs online, powered off, exit 0"
 	else
 		fail "$n vCPU(s): exit $rc"
-		tail -20 "$work/boot$n.out" "$work/boot$n.err"
+		tail -n 20 "$work/boot$n.out" "$work/boot$n.err"
 	fi
 done
 finish

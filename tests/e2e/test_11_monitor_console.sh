@@ -18,7 +18,7 @@ if [ "$rc" -eq 0 ] && grep -q "Linux version 6.12" "$work/console.log" &&
 	pass "debug mode: kernel log and init output in the console file"
 else
 	fail "debug mode: exit $rc, console: $(wc -c <"$work/console.log" 2>/dev/null) bytes"
-	tail -5 "$work/debug.err"
+	tail -n 5 "$work/debug.err"
 fi
 
 run_monitor "$work/prod.out" "$work/prod.err" 120 "${IMAGE_ARGS[@]}" --memory 256 --cpu-count 1
@@ -27,7 +27,7 @@ if [ "$rc" -eq 0 ] && [ ! -s "$work/prod.out" ] && ! grep -q "Linux version" "$w
 	pass "production mode: booted and powered off with no console output"
 else
 	fail "production mode: exit $rc, stdout $(wc -c <"$work/prod.out") bytes"
-	head -5 "$work/prod.out" "$work/prod.err"
+	head -n 5 "$work/prod.out" "$work/prod.err"
 fi
 
 run_monitor "$work/prodc.out" "$work/prodc.err" 30 "${IMAGE_ARGS[@]}" --memory 256 \

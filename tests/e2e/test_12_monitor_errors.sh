@@ -20,7 +20,7 @@ expect() {
 	after=$(free_hugepages)
 	if [ "$rc" -eq "$want" ] && grep -qE "$pat" "$work/err.err" && [ ! -s "$work/err.out" ] &&
 		[ "$before" = "$after" ]; then
-		pass "$name: exit $rc, \"$(head -1 "$work/err.err" | cut -c1-150)\""
+		pass "$name: exit $rc, \"$(head -n 1 "$work/err.err" | cut -c1-150)\""
 	else
 		fail "$name: exit $rc (want $want), hugepages $before -> $after"
 		cat "$work/err.err"

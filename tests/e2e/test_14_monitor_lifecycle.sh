@@ -19,7 +19,7 @@ if [ "$rc" -eq 10 ] && grep -q "enclave ended: reboot" "$work/rb.err" &&
 	pass "guest reboot (reboot=k): exit 10"
 else
 	fail "guest reboot: exit $rc"
-	tail -5 "$work/rb.out" "$work/rb.err"
+	tail -n 5 "$work/rb.out" "$work/rb.err"
 fi
 
 image_args "console=ttyS0 panic=-1 reboot=k quiet e2e_end=hang" "$kernel" "$work/initrd.cpio" ||
@@ -41,7 +41,7 @@ if [ "$rc" -eq 14 ] && grep -q "enclave ended: terminated" "$work/term.err"; the
 	pass "SIGTERM: exit 14"
 else
 	fail "SIGTERM: exit $rc"
-	tail -5 "$work/term.err"
+	tail -n 5 "$work/term.err"
 fi
 rm -f "$work/ready.fifo"
 
