@@ -18,6 +18,8 @@ static const struct subcommand subcommands[] = {
 	{ "sign-eif", cmd_sign_eif, "Sign an EIF (adds or replaces its signature)" },
 	{ "parent-instance", cmd_parent_instance,
 	  "check this host's KVM; run a command in the parent instance" },
+	{ "vsock-forward", cmd_vsock_forward,
+	  "Forward a host TCP port to an enclave vsock port, or the reverse" },
 	{ NULL, NULL, NULL },
 };
 
