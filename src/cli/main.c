@@ -20,6 +20,9 @@ static const struct subcommand subcommands[] = {
 	  "check this host's KVM; run a command in the parent instance" },
 	{ "vsock-forward", cmd_vsock_forward,
 	  "Forward a host TCP port to an enclave vsock port, or the reverse" },
+	{ "allocator", cmd_allocator,
+	  "Reserve the enclave CPU pool and hugepages (/etc/cloister/allocator.yaml)" },
+	{ "explain", cmd_explain, "Explain an error code (--error-code Exx)" },
 	{ NULL, NULL, NULL },
 };
 
