@@ -18,6 +18,9 @@ static const struct subcommand subcommands[] = {
 	{ "sign-eif", cmd_sign_eif, "Sign an EIF (adds or replaces its signature)" },
 	{ "parent-instance", cmd_parent_instance,
 	  "check this host's KVM; run a command in the parent instance" },
+	{ "allocator", cmd_allocator,
+	  "Reserve the enclave CPU pool and hugepages (/etc/cloister/allocator.yaml)" },
+	{ "explain", cmd_explain, "Explain an error code (--error-code Exx)" },
 	{ NULL, NULL, NULL },
 };
 
