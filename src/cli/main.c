@@ -21,6 +21,9 @@ static const struct subcommand subcommands[] = {
 	{ "parent-instance", cmd_parent_instance,
 	  "check this host's KVM; run a command in the parent instance" },
 	{ "blobs", cmd_blobs, "Assemble the default enclave kernel blobs from a Debian kernel" },
+	{ "allocator", cmd_allocator,
+	  "Reserve the enclave CPU pool and hugepages (/etc/cloister/allocator.yaml)" },
+	{ "explain", cmd_explain, "Explain an error code (--error-code Exx)" },
 	{ NULL, NULL, NULL },
 };
 
