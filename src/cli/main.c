@@ -14,6 +14,9 @@ struct subcommand {
 static const struct subcommand subcommands[] = {
 	{ "parent-instance", cmd_parent_instance,
 	  "check this host's KVM; run a command in the parent instance" },
+	{ "ca", cmd_ca, "create or show the host's attestation CA (init, show)" },
+	{ "verify-attestation", cmd_verify_attestation,
+	  "verify an NSM attestation document against a root certificate" },
 	{ NULL, NULL, NULL },
 };
 
