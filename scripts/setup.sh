@@ -5,7 +5,7 @@
 # What it installs and why:
 #   build      meson ninja-build pkg-config gcc clang (libFuzzer, sanitizers) clang-format
 #   libraries  libssl-dev (SHA-384, ECDSA, X.509) libcbor-dev libarchive-dev libseccomp-dev
-#              libjson-c-dev libcmocka-dev
+#              libjson-c-dev libcmocka-dev zlib1g-dev (EIF CRC-32)
 #   parent     qemu-system-x86 10 from bookworm-backports (TCG with an emulated AMD-V CPU),
 #   instance   busybox-static, cpio, xz-utils, zstd (kernel modules and initramfs)
 #   bench      python3-matplotlib (plots), hyperfine
@@ -31,7 +31,7 @@ fi
 
 PACKAGES=(
 	meson ninja-build pkg-config gcc clang clang-format libclang-rt-14-dev
-	libssl-dev libcbor-dev libarchive-dev libseccomp-dev libjson-c-dev libcmocka-dev
+	libssl-dev libcbor-dev libarchive-dev libseccomp-dev libjson-c-dev libcmocka-dev zlib1g-dev
 	busybox-static cpio xz-utils zstd kmod
 	python3 python3-matplotlib hyperfine openssl
 )

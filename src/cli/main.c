@@ -12,6 +12,10 @@ struct subcommand {
 
 /* Keep in the order `cloister --help` should list them. */
 static const struct subcommand subcommands[] = {
+	{ "build-eif", cmd_build_eif, "Build an Enclave Image File from a kernel and ramdisks" },
+	{ "describe-eif", cmd_describe_eif, "Show an EIF's version, measurements and metadata" },
+	{ "pcr", cmd_pcr, "Print the PCR of a file or the PCR8 of a signing certificate" },
+	{ "sign-eif", cmd_sign_eif, "Sign an EIF (adds or replaces its signature)" },
 	{ "parent-instance", cmd_parent_instance,
 	  "check this host's KVM; run a command in the parent instance" },
 	{ "ca", cmd_ca, "create or show the host's attestation CA (init, show)" },

@@ -21,6 +21,7 @@
 #include "cloister/diag.h"
 
 struct archive;
+struct img_app;
 
 enum image_error {
 	IMAGE_OK = 0,
@@ -99,6 +100,93 @@ enum image_error img_tree_write_cpio(const struct img_tree *t, int64_t mtime, in
  * Returns IMAGE_ERR_UNSAFE_PATH for a ".." component or an over-long path.
  */
 enum image_error img_path_normalize(const char *in, char *out, size_t cap, struct cl_diag *d);
+
+/* ---- reading OCI / Docker images ---------------------------------------------------------- */
+
+/* What build-enclave needs from an image config (OCI image-spec "config" / docker inspect). */
+struct img_config {
+	char **entrypoint, **cmd, **env; /* NULL-terminated; NULL when absent */
+	size_t n_entrypoint, n_cmd, n_env;
+	char *workdir; /* NULL when absent */
+	char *architecture, *os;
+};
+
+/*
+ * Parse an image config JSON document (@len bytes, untrusted). Unknown keys are ignored;
+ * wrong types for the keys above are IMAGE_ERR_FORMAT. A missing "config" object is allowed
+ * (all fields absent). Strings with NUL bytes are refused.
+ */
+enum image_error img_config_parse(const uint8_t *json, size_t len, struct img_config *c,
+                                  struct cl_diag *d);
+void img_config_free(struct img_config *c);
+
+/*
+ * The app nitro-cli would run for this config (nitro-compat §2.10): argv = Cmd, or Entrypoint
+ * when there is no Cmd (never both joined); env = Env; workdir = WorkingDir. The strings stay
+ * owned by @c. *both_set tells the caller the image had both, so it can warn.
+ */
+enum image_error img_config_app(const struct img_config *c, struct img_app *app, bool *both_set,
+                                struct cl_diag *d);
+
+/* One image manifest: the config blob and the layer blobs in application order. */
+struct img_manifest {
+	char *config; /* digest "sha256:<hex>" (OCI) or member path (docker-archive) */
+	char **layers;
+	size_t n_layers;
+};
+void img_manifest_free(struct img_manifest *m);
+
+/*
+ * Untrusted-JSON parsers behind the image reader (each a plain byte-buffer function, fuzzed by
+ * fuzz/fuzz_image_json.c):
+ *  - img_index_select: an OCI index.json or image index; picks the entry whose
+ *    "org.opencontainers.image.ref.name" annotation equals @ref (or ends in ":" @ref), else
+ *    the only entry, else the linux/amd64 one. *digest receives "sha256:<hex>" (caller
+ *    frees), *is_index whether it names a nested index to select from again.
+ *  - img_manifest_parse: an OCI / Docker v2 image manifest.
+ *  - img_docker_manifest_parse: docker-archive's manifest.json; entry whose RepoTags holds
+ *    @ref (or the only one). *repo_tag receives the matching tag or NULL.
+ */
+enum image_error img_index_select(const uint8_t *json, size_t len, const char *ref, char **digest,
+                                  bool *is_index, struct cl_diag *d);
+enum image_error img_manifest_parse(const uint8_t *json, size_t len, struct img_manifest *m,
+                                    struct cl_diag *d);
+enum image_error img_docker_manifest_parse(const uint8_t *json, size_t len, const char *ref,
+                                           struct img_manifest *m, char **repo_tag,
+                                           struct cl_diag *d);
+
+struct img_source;
+
+/*
+ * Open an image without any daemon or registry. @uri is one of
+ *   oci:DIR[:REF]  or a plain DIR    an OCI image layout directory (index.json, blobs/)
+ *   oci-archive:PATH[:REF]           a tar of such a layout (podman save, skopeo copy)
+ *   docker-archive:PATH[:REF]        `docker save` / `podman save` output (manifest.json)
+ * Reads the index/manifest and the config, checks the sha256 of every blob named by digest,
+ * and refuses images that are not linux/amd64. Everything else in @uri is IMAGE_ERR_NOT_FOUND
+ * with a message explaining how to export an image from Docker, podman or a registry.
+ */
+enum image_error img_open(const char *uri, struct img_source **out, struct cl_diag *d);
+void img_close(struct img_source *s);
+
+const struct img_config *img_source_config(const struct img_source *s);
+/* The raw config JSON (NUL-terminated) for the metadata's DockerInfo. */
+const char *img_source_config_json(const struct img_source *s);
+/* "sha256:<hex>" of the config: the image ID docker shows. */
+const char *img_source_image_id(const struct img_source *s);
+/* A human name for the image: the tag it was selected by, else the file or directory name. */
+const char *img_source_name(const struct img_source *s);
+size_t img_source_layer_count(const struct img_source *s);
+
+/*
+ * Stream every layer, in order, into @t under @prefix (img_tree_apply_layer), verifying each
+ * layer blob's sha256 where the image names it by digest. @progress (may be NULL) is called
+ * before each layer with its 1-based number and the total.
+ */
+enum image_error img_source_apply_layers(struct img_source *s, struct img_tree *t,
+                                         const char *prefix,
+                                         void (*progress)(size_t i, size_t n, void *opaque),
+                                         void *opaque, struct cl_diag *d);
 
 /* ---- blobs: the kernel, its command line, init and modules ------------------------------- */
 

@@ -1,0 +1,22 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef CLOISTER_CLI_EIF_COMMON_H
+#define CLOISTER_CLI_EIF_COMMON_H
+
+/* Helpers shared by the EIF subcommands (build-eif, describe-eif, pcr, sign-eif). */
+
+#include "cli/cli.h"
+#include "cloister/eif.h"
+#include "lib/util/json.h"
+
+/* Write nitro-cli's measurements map: {"HashAlgorithm": "Sha384 { ... }", "PCR0": ...}
+ * (a BTreeMap there, so the keys are in sorted order). */
+void cli_eif_json_measurements(struct cl_json *j, const struct eif_measurements *m);
+
+/* Print {"Measurements": {...}} pretty on stdout, as build-enclave and sign-eif do. Returns 0,
+ * or E_UNSPECIFIED if memory ran out. */
+int cli_eif_print_measurements(const struct eif_measurements *m);
+
+/* The nitro-cli error code for a library error while building / parsing / signing. */
+enum cli_error cli_eif_error_code(enum eif_error err, enum cli_error fallback);
+
+#endif

@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef CLOISTER_EIF_INTERNAL_H
+#define CLOISTER_EIF_INTERNAL_H
+
+/* Shared between the EIF reader, writer and signer; not part of the public API. */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/evp.h>
+
+#include "cloister/eif.h"
+
+/*
+ * The three PCR hash streams of one pass (nitro-compat §1.4): A = PCR0 content (kernel, cmdline,
+ * all ramdisks), B = PCR1 content (kernel, cmdline, ramdisk 0), C = PCR2 content (ramdisks after
+ * the first). B is a prefix of A up to the first byte of ramdisk 1, so B is not hashed at all
+ * until then: at that point A's state is duplicated into B (EVP_MD_CTX_copy_ex). Only ramdisks
+ * after the first are hashed twice (into A and C).
+ */
+struct eif_hasher {
+	EVP_MD_CTX *a, *b, *c;
+	bool split; /* B has been forked off A */
+	unsigned ramdisks; /* ramdisk sections seen so far */
+	bool to_a, to_b, to_c; /* targets of the current section */
+};
+
+enum eif_error eif_hasher_init(struct eif_hasher *h);
+/* Choose where the next section's data goes; call before its data. */
+enum eif_error eif_hasher_section(struct eif_hasher *h, uint16_t type);
+enum eif_error eif_hasher_update(struct eif_hasher *h, const uint8_t *p, size_t n);
+/* Fill pcr0/1/2 of @m (not PCR8). */
+enum eif_error eif_hasher_final(struct eif_hasher *h, struct eif_measurements *m);
+void eif_hasher_free(struct eif_hasher *h);
+
+/* SHA-384(zeros48 ‖ digest): one TPM-style extend of an all-zero PCR. */
+enum eif_error eif_pcr_extend_zero(const uint8_t digest[EIF_PCR_SIZE], uint8_t pcr[EIF_PCR_SIZE]);
+
+/* Header encode/decode. */
+void eif_header_encode(uint8_t hdr[EIF_HEADER_SIZE], uint16_t version, uint16_t flags,
+                       uint16_t num_sections, const uint64_t *offsets, const uint64_t *sizes);
+void eif_section_header_encode(uint8_t sh[EIF_SECTION_HEADER_SIZE], uint16_t type, uint64_t size);
+
+/* Signature section (nitro-compat §1.5). */
+
+/* Encode [{"signing_certificate": [bytes], "signature": [bytes]}] as serde_cbor does. */
+enum eif_error eif_signature_section_encode(const uint8_t *cert_pem, size_t cert_len,
+                                            const uint8_t *cose, size_t cose_len, uint8_t **out,
+                                            size_t *out_len, struct cl_diag *d);
+/* Decode element 0 of the section. Both outputs are malloc'd. */
+enum eif_error eif_signature_section_decode(const uint8_t *buf, size_t len, uint8_t **cert_pem,
+                                            size_t *cert_len, uint8_t **cose, size_t *cose_len,
+                                            struct cl_diag *d);
+/* serde_cbor of PcrInfo{index, value}: map(2) {"register_index": i, "register_value": [..]} */
+enum eif_error eif_pcr_info_encode(uint32_t index, const uint8_t value[EIF_PCR_SIZE], uint8_t **out,
+                                   size_t *out_len);
+/* Build the signature section bytes for @pcr0 with a PEM cert and key already loaded. */
+enum eif_error eif_signature_build(const uint8_t *cert_pem, size_t cert_len, EVP_PKEY *key,
+                                   const uint8_t pcr0[EIF_PCR_SIZE], uint8_t **out, size_t *out_len,
+                                   struct cl_diag *d);
+/* Load a PEM EC private key and check it is the certificate's. */
+enum eif_error eif_signing_inputs_load(const char *cert_path, const char *key_path,
+                                       uint8_t **cert_pem, size_t *cert_len, EVP_PKEY **key,
+                                       struct cl_diag *d);
+
+/* Metadata JSON (nitro-compat §1.6), compact, nitro-cli key order. *out is malloc'd. */
+enum eif_error eif_metadata_encode(const struct eif_build_params *p, char **out, size_t *out_len,
+                                   struct cl_diag *d);
+
+#endif

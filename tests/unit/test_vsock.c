@@ -1,0 +1,516 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "lib/vsock/vsock.h"
+
+#define GUEST_CID 16
+
+struct fixture {
+	char dir[64];
+	char uds[128];
+	struct vsock_engine *e;
+	int events_ok, events_bad;
+	uint8_t pkt[VSOCK_HDR_LEN + VSOCK_MAX_PAYLOAD];
+};
+
+static void on_event(void *opaque, enum vsock_event ev)
+{
+	struct fixture *f = opaque;
+
+	if (ev == VSOCK_EVENT_HEARTBEAT_OK)
+		f->events_ok++;
+	else
+		f->events_bad++;
+}
+
+static struct fixture *fixture_new(uint32_t buf_alloc, unsigned max_conns)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	struct vsock_config cfg = {
+		.guest_cid = GUEST_CID,
+		.heartbeat = true,
+		.buf_alloc = buf_alloc,
+		.max_conns = max_conns,
+		.on_event = on_event,
+	};
+	struct cl_diag d;
+
+	assert_non_null(f);
+	strcpy(f->dir, "/tmp/cloister-vsock-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->uds, sizeof(f->uds), "%s/e.vsock", f->dir);
+	cfg.uds_path = f->uds;
+	cfg.opaque = f;
+	assert_int_equal(vsock_engine_new(&cfg, &f->e, &d), VSOCK_OK);
+	return f;
+}
+
+static void fixture_free(struct fixture *f)
+{
+	char cmd[128];
+
+	vsock_engine_free(f->e);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
+	assert_int_equal(system(cmd), 0);
+	free(f);
+}
+
+/* A packet from the guest, built by hand as the Linux driver lays it out. */
+static void guest_send(struct fixture *f, uint16_t op, uint32_t src_port, uint32_t dst_port,
+                       uint32_t flags, const void *data, uint32_t len, uint32_t buf_alloc,
+                       uint32_t fwd_cnt)
+{
+	struct vsock_hdr h = {
+		.src_cid = GUEST_CID,
+		.dst_cid = VSOCK_PARENT_CID,
+		.src_port = src_port,
+		.dst_port = dst_port,
+		.len = len,
+		.type = VSOCK_TYPE_STREAM,
+		.op = op,
+		.flags = flags,
+		.buf_alloc = buf_alloc,
+		.fwd_cnt = fwd_cnt,
+	};
+
+	vsock_hdr_encode(&h, f->pkt);
+	if (len)
+		memcpy(f->pkt + VSOCK_HDR_LEN, data, len);
+	vsock_engine_guest_tx(f->e, f->pkt, VSOCK_HDR_LEN + len);
+}
+
+/* The next packet for the guest, after letting the engine look at host sockets. */
+static bool guest_recv(struct fixture *f, struct vsock_hdr *h)
+{
+	size_t n;
+
+	vsock_engine_process_host(f->e);
+	n = vsock_engine_guest_rx(f->e, f->pkt, sizeof(f->pkt));
+	if (!n)
+		return false;
+	assert_true(vsock_hdr_decode(f->pkt, n, h));
+	assert_int_equal(n, VSOCK_HDR_LEN + h->len);
+	return true;
+}
+
+static int listen_at(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	strcpy(sa.sun_path, path);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(fd, 8), 0);
+	return fd;
+}
+
+/* Test sockets give up after 2 s, so a broken engine fails a test instead of hanging it. */
+static int with_timeout(int fd)
+{
+	struct timeval tv = { .tv_sec = 2 };
+
+	assert_true(fd >= 0);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	return fd;
+}
+
+static int connect_to(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = with_timeout(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+
+	strcpy(sa.sun_path, path);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	return fd;
+}
+
+static void test_vsock_header_layout_is_little_endian_44_bytes(void **state)
+{
+	uint8_t raw[VSOCK_HDR_LEN] = { 0 };
+	struct vsock_hdr h;
+
+	(void)state;
+	raw[0] = 0x10; /* src_cid = 16 */
+	raw[8] = 0x03; /* dst_cid = 3 */
+	raw[16] = 0x34; /* src_port = 0x1234 */
+	raw[17] = 0x12;
+	raw[20] = 0x28; /* dst_port = 9000 = 0x2328 */
+	raw[21] = 0x23;
+	raw[24] = 1; /* len */
+	raw[28] = 1; /* type stream */
+	raw[30] = 5; /* op RW */
+	raw[36] = 0x00; /* buf_alloc = 0x40000 */
+	raw[38] = 0x04;
+	raw[40] = 7; /* fwd_cnt */
+	assert_true(vsock_hdr_decode(raw, sizeof(raw), &h));
+	assert_int_equal(h.src_cid, 16);
+	assert_int_equal(h.dst_cid, 3);
+	assert_int_equal(h.src_port, 0x1234);
+	assert_int_equal(h.dst_port, 9000);
+	assert_int_equal(h.len, 1);
+	assert_int_equal(h.type, 1);
+	assert_int_equal(h.op, VSOCK_OP_RW);
+	assert_int_equal(h.buf_alloc, 0x40000);
+	assert_int_equal(h.fwd_cnt, 7);
+	assert_false(vsock_hdr_decode(raw, VSOCK_HDR_LEN - 1, &h));
+
+	uint8_t again[VSOCK_HDR_LEN];
+
+	vsock_hdr_encode(&h, again);
+	assert_memory_equal(raw, again, sizeof(raw));
+}
+
+static void test_vsock_connect_line_parsing(void **state)
+{
+	uint32_t port = 0;
+	size_t used = 0;
+
+	(void)state;
+	assert_int_equal(vsock_parse_connect_line("CONNECT 5000\nxyz", 16, &port, &used),
+	                 VSOCK_LINE_OK);
+	assert_int_equal(port, 5000);
+	assert_int_equal(used, 13);
+	assert_int_equal(vsock_parse_connect_line("CONNECT 4294967295\n", 19, &port, &used),
+	                 VSOCK_LINE_OK);
+	assert_int_equal(port, 4294967295u);
+	assert_int_equal(vsock_parse_connect_line("CONN", 4, &port, &used), VSOCK_LINE_INCOMPLETE);
+	assert_int_equal(vsock_parse_connect_line("CONNECT 50", 10, &port, &used),
+	                 VSOCK_LINE_INCOMPLETE);
+	assert_int_equal(vsock_parse_connect_line("CONNECT 4294967296\n", 19, &port, &used),
+	                 VSOCK_LINE_BAD);
+	assert_int_equal(vsock_parse_connect_line("CONNECT \n", 9, &port, &used), VSOCK_LINE_BAD);
+	assert_int_equal(vsock_parse_connect_line("CONNECT -1\n", 11, &port, &used),
+	                 VSOCK_LINE_BAD);
+	assert_int_equal(vsock_parse_connect_line("connect 1\n", 10, &port, &used), VSOCK_LINE_BAD);
+	assert_int_equal(vsock_parse_connect_line("CONNECT 00000000001", 19, &port, &used),
+	                 VSOCK_LINE_BAD);
+}
+
+static void test_vsock_heartbeat_is_echoed_and_reported(void **state)
+{
+	struct fixture *f = fixture_new(0, 0);
+	const uint8_t b7 = 0xB7;
+	struct vsock_hdr h;
+
+	(void)state;
+	guest_send(f, VSOCK_OP_REQUEST, 1025, VSOCK_HEARTBEAT_PORT, 0, NULL, 0, 4096, 0);
+	assert_true(guest_recv(f, &h));
+	assert_int_equal(h.op, VSOCK_OP_RESPONSE);
+	assert_int_equal(h.src_cid, VSOCK_PARENT_CID);
+	assert_int_equal(h.dst_cid, GUEST_CID);
+	assert_int_equal(h.src_port, VSOCK_HEARTBEAT_PORT);
+	assert_int_equal(h.dst_port, 1025);
+
+	guest_send(f, VSOCK_OP_RW, 1025, VSOCK_HEARTBEAT_PORT, 0, &b7, 1, 4096, 0);
+	assert_true(guest_recv(f, &h));
+	assert_int_equal(h.op, VSOCK_OP_RW);
+	assert_int_equal(h.len, 1);
+	assert_int_equal(f->pkt[VSOCK_HDR_LEN], 0xB7);
+	assert_int_equal(f->events_ok, 1);
+
+	guest_send(f, VSOCK_OP_SHUTDOWN, 1025, VSOCK_HEARTBEAT_PORT, 3, NULL, 0, 4096, 1);
+	assert_true(guest_recv(f, &h));
+	assert_int_equal(h.op, VSOCK_OP_RST);
+	assert_int_equal(vsock_engine_conn_count(f->e), 0);
+	fixture_free(f);
+}
+
+static void test_vsock_wrong_heartbeat_byte_resets(void **state)
+{
+	struct fixture *f = fixture_new(0, 0);
+	const uint8_t bad = 0x00;
+	struct vsock_hdr h;
+
+	(void)state;
+	guest_send(f, VSOCK_OP_REQUEST, 1025, VSOCK_HEARTBEAT_PORT, 0, NULL, 0, 4096, 0);
+	assert_true(guest_recv(f, &h));
+	guest_send(f, VSOCK_OP_RW, 1025, VSOCK_HEARTBEAT_PORT, 0, &bad, 1, 4096, 0);
+	assert_true(guest_recv(f, &h));
+	assert_int_equal(h.op, VSOCK_OP_RST);
+	assert_int_equal(f->events_bad, 1);
+	assert_int_equal(f->events_ok, 0);
+	fixture_free(f);
+}
+
+static void test_vsock_connect_to_closed_parent_port_is_reset(void **state)
+{
+	struct fixture *f = fixture_new(0, 0);
+	struct vsock_hdr h;
+
+	(void)state;
+	guest_send(f, VSOCK_OP_REQUEST, 2000, 5005, 0, NULL, 0, 4096, 0);
+	assert_true(guest_recv(f, &h));
+	assert_int_equal(h.op, VSOCK_OP_RST);
+	assert_int_equal(h.src_port, 5005);
+	assert_int_equal(h.dst_port, 2000);
+	assert_false(guest_recv(f, &h));
+	fixture_free(f);
+}
+
+static void test_vsock_guest_to_parent_stream_both_ways(void **state)
+{
+	struct fixture *f = fixture_new(0, 0);
+	char path[160], got[16] = { 0 };
+	struct vsock_hdr h;
+	int lfd, peer;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s_5000", f->uds);
+	lfd = listen_at(path);
+	guest_send(f, VSOCK_OP_REQUEST, 2000, 5000, 0, NULL, 0, 65536, 0);
+	assert_true(guest_recv(f, &h));
+	assert_int_equal(h.op, VSOCK_OP_RESPONSE);
+	peer = with_timeout(accept(lfd, NULL, NULL));
+	assert_true(peer >= 0);
+
+	guest_send(f, VSOCK_OP_RW, 2000, 5000, 0, "hello", 5, 65536, 0);
+	assert_int_equal(read(peer, got, sizeof(got)), 5);
+	assert_string_equal(got, "hello");
+
+	assert_int_equal(write(peer, "world!", 6), 6);
+	assert_true(guest_recv(f, &h));
+	assert_int_equal(h.op, VSOCK_OP_RW);
+	assert_int_equal(h.len, 6);
+	assert_memory_equal(f->pkt + VSOCK_HDR_LEN, "world!", 6);
+	assert_int_equal(h.fwd_cnt, 5); /* the 5 bytes we delivered are credited back */
+
+	close(peer);
+	/* The host hung up: the guest is told it will get no more data. */
+	assert_true(guest_recv(f, &h));
+	assert_int_equal(h.op, VSOCK_OP_SHUTDOWN);
+	assert_true(h.flags & VSOCK_SHUTDOWN_SEND);
+	close(lfd);
+	fixture_free(f);
+}
+
+static void test_vsock_parent_connects_with_connect_line(void **state)
+{
+	struct fixture *f = fixture_new(0, 0);
+	char line[32] = { 0 }, expect[32];
+	struct vsock_hdr h;
+	uint32_t host_port;
+	int fd;
+
+	(void)state;
+	fd = connect_to(f->uds);
+	assert_int_equal(write(fd, "CONNECT 7000\nabc", 16), 16);
+	assert_true(guest_recv(f, &h));
+	assert_int_equal(h.op, VSOCK_OP_REQUEST);
+	assert_int_equal(h.src_cid, VSOCK_PARENT_CID);
+	assert_int_equal(h.dst_cid, GUEST_CID);
+	assert_int_equal(h.dst_port, 7000);
+	host_port = h.src_port;
+
+	guest_send(f, VSOCK_OP_RESPONSE, 7000, host_port, 0, NULL, 0, 65536, 0);
+	snprintf(expect, sizeof(expect), "OK %u\n", host_port);
+	assert_int_equal(read(fd, line, strlen(expect)), (ssize_t)strlen(expect));
+	assert_string_equal(line, expect);
+
+	/* Bytes sent right after the CONNECT line reach the guest, not the parser. */
+	assert_true(guest_recv(f, &h));
+	assert_int_equal(h.op, VSOCK_OP_RW);
+	assert_int_equal(h.len, 3);
+	assert_memory_equal(f->pkt + VSOCK_HDR_LEN, "abc", 3);
+	close(fd);
+	fixture_free(f);
+}
+
+static void test_vsock_malformed_connect_line_closes_client(void **state)
+{
+	struct fixture *f = fixture_new(0, 0);
+	struct vsock_hdr h;
+	ssize_t n;
+	char c;
+	int fd;
+
+	(void)state;
+	fd = connect_to(f->uds);
+	assert_int_equal(write(fd, "HELLO\n", 6), 6);
+	assert_false(guest_recv(f, &h));
+	/* Closed by the engine: end of file, or a reset because our line was never read. */
+	n = read(fd, &c, 1);
+	assert_true(n == 0 || (n < 0 && errno == ECONNRESET));
+	assert_int_equal(vsock_engine_conn_count(f->e), 0);
+	close(fd);
+	fixture_free(f);
+}
+
+static void test_vsock_guest_exceeding_credit_is_reset(void **state)
+{
+	struct fixture *f = fixture_new(4096, 0);
+	static uint8_t big[8192];
+	char path[160];
+	struct vsock_hdr h;
+	int lfd, peer;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s_5001", f->uds);
+	lfd = listen_at(path);
+	guest_send(f, VSOCK_OP_REQUEST, 2001, 5001, 0, NULL, 0, 65536, 0);
+	assert_true(guest_recv(f, &h));
+	assert_int_equal(h.buf_alloc, 4096);
+	peer = with_timeout(accept(lfd, NULL, NULL));
+	guest_send(f, VSOCK_OP_RW, 2001, 5001, 0, big, sizeof(big), 65536, 0);
+	assert_true(guest_recv(f, &h));
+	assert_int_equal(h.op, VSOCK_OP_RST);
+	assert_int_equal(vsock_engine_conn_count(f->e), 0);
+	close(peer);
+	close(lfd);
+	fixture_free(f);
+}
+
+static void test_vsock_respects_guest_credit(void **state)
+{
+	struct fixture *f = fixture_new(0, 0);
+	char path[160];
+	struct vsock_hdr h;
+	int lfd, peer;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s_5002", f->uds);
+	lfd = listen_at(path);
+	guest_send(f, VSOCK_OP_REQUEST, 2002, 5002, 0, NULL, 0, 10, 0);
+	assert_true(guest_recv(f, &h));
+	peer = with_timeout(accept(lfd, NULL, NULL));
+	assert_int_equal(write(peer, "0123456789abcdefghij", 20), 20);
+	assert_true(guest_recv(f, &h));
+	assert_int_equal(h.op, VSOCK_OP_RW);
+	assert_int_equal(h.len, 10);
+	assert_false(guest_recv(f, &h)); /* the guest's window is full */
+	guest_send(f, VSOCK_OP_CREDIT_UPDATE, 2002, 5002, 0, NULL, 0, 10, 10);
+	assert_true(guest_recv(f, &h));
+	assert_int_equal(h.len, 10);
+	assert_memory_equal(f->pkt + VSOCK_HDR_LEN, "abcdefghij", 10);
+	close(peer);
+	close(lfd);
+	fixture_free(f);
+}
+
+static void test_vsock_stray_packets_get_bounded_resets(void **state)
+{
+	struct fixture *f = fixture_new(0, 0);
+	struct vsock_hdr h;
+	int resets = 0;
+
+	(void)state;
+	for (int i = 0; i < 1000; i++)
+		guest_send(f, VSOCK_OP_RW, 3000 + i, 6000, 0, "x", 1, 4096, 0);
+	while (guest_recv(f, &h)) {
+		assert_int_equal(h.op, VSOCK_OP_RST);
+		resets++;
+	}
+	assert_true(resets > 0);
+	assert_true(resets <= 64);
+	fixture_free(f);
+}
+
+static void test_vsock_spoofed_source_cid_is_ignored(void **state)
+{
+	struct fixture *f = fixture_new(0, 0);
+	struct vsock_hdr h = {
+		.src_cid = GUEST_CID + 1,
+		.dst_cid = VSOCK_PARENT_CID,
+		.src_port = 1,
+		.dst_port = VSOCK_HEARTBEAT_PORT,
+		.type = VSOCK_TYPE_STREAM,
+		.op = VSOCK_OP_REQUEST,
+	};
+
+	(void)state;
+	vsock_hdr_encode(&h, f->pkt);
+	vsock_engine_guest_tx(f->e, f->pkt, VSOCK_HDR_LEN);
+	assert_false(vsock_engine_rx_pending(f->e));
+	assert_int_equal(vsock_engine_conn_count(f->e), 0);
+	fixture_free(f);
+}
+
+static void test_vsock_connection_limit_holds(void **state)
+{
+	struct fixture *f = fixture_new(0, 4);
+	struct vsock_hdr h;
+	int responses = 0, resets = 0;
+
+	(void)state;
+	for (int i = 0; i < 10; i++)
+		guest_send(f, VSOCK_OP_REQUEST, 4000 + i, VSOCK_HEARTBEAT_PORT, 0, NULL, 0, 4096,
+		           0);
+	while (guest_recv(f, &h)) {
+		if (h.op == VSOCK_OP_RESPONSE)
+			responses++;
+		else if (h.op == VSOCK_OP_RST)
+			resets++;
+	}
+	assert_int_equal(responses, 4);
+	assert_int_equal(resets, 6);
+	assert_int_equal(vsock_engine_conn_count(f->e), 4);
+	fixture_free(f);
+}
+
+static void test_vsock_peer_vanishing_resets_only_its_connection(void **state)
+{
+	struct fixture *f = fixture_new(0, 0);
+	char path[160], got[8] = { 0 };
+	struct vsock_hdr h;
+	int lfd, a, b;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s_5003", f->uds);
+	lfd = listen_at(path);
+	guest_send(f, VSOCK_OP_REQUEST, 2100, 5003, 0, NULL, 0, 65536, 0);
+	guest_send(f, VSOCK_OP_REQUEST, 2101, 5003, 0, NULL, 0, 65536, 0);
+	assert_true(guest_recv(f, &h));
+	assert_true(guest_recv(f, &h));
+	a = with_timeout(accept(lfd, NULL, NULL));
+	b = with_timeout(accept(lfd, NULL, NULL));
+	close(a);
+	/* The guest keeps writing to the vanished peer: that connection is reset... */
+	guest_send(f, VSOCK_OP_RW, 2100, 5003, 0, "dead", 4, 65536, 0);
+	guest_send(f, VSOCK_OP_RW, 2100, 5003, 0, "dead", 4, 65536, 0);
+	for (int i = 0; i < 4 && guest_recv(f, &h);)
+		if (h.op == VSOCK_OP_RST && h.dst_port == 2100)
+			break;
+	assert_int_equal(h.op, VSOCK_OP_RST);
+	assert_int_equal(h.dst_port, 2100);
+	/* ...and the other one carries on. */
+	guest_send(f, VSOCK_OP_RW, 2101, 5003, 0, "live", 4, 65536, 0);
+	assert_int_equal(read(b, got, sizeof(got)), 4);
+	assert_string_equal(got, "live");
+	close(b);
+	close(lfd);
+	fixture_free(f);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_vsock_header_layout_is_little_endian_44_bytes),
+		cmocka_unit_test(test_vsock_connect_line_parsing),
+		cmocka_unit_test(test_vsock_heartbeat_is_echoed_and_reported),
+		cmocka_unit_test(test_vsock_wrong_heartbeat_byte_resets),
+		cmocka_unit_test(test_vsock_connect_to_closed_parent_port_is_reset),
+		cmocka_unit_test(test_vsock_guest_to_parent_stream_both_ways),
+		cmocka_unit_test(test_vsock_parent_connects_with_connect_line),
+		cmocka_unit_test(test_vsock_malformed_connect_line_closes_client),
+		cmocka_unit_test(test_vsock_guest_exceeding_credit_is_reset),
+		cmocka_unit_test(test_vsock_respects_guest_credit),
+		cmocka_unit_test(test_vsock_stray_packets_get_bounded_resets),
+		cmocka_unit_test(test_vsock_spoofed_source_cid_is_ignored),
+		cmocka_unit_test(test_vsock_connection_limit_holds),
+		cmocka_unit_test(test_vsock_peer_vanishing_resets_only_its_connection),
+	};
+
+	return cmocka_run_group_tests_name("vsock", tests, NULL, NULL);
+}
