@@ -80,6 +80,8 @@ enum cli_error {
 
 /* The short title nitro-cli gives each code ("Insufficient memory requested"). */
 const char *cli_error_title(enum cli_error code);
+/* The long description `explain --error-code` prints, or NULL for an unknown code. */
+const char *cli_error_description(enum cli_error code);
 
 /*
  * Report a failure the way nitro-cli does: `[ Exx ] <message>`, a blank line, the documentation
@@ -98,5 +100,12 @@ int cmd_describe_eif(int argc, char **argv);
 int cmd_pcr(int argc, char **argv);
 int cmd_sign_eif(int argc, char **argv);
 int cmd_parent_instance(int argc, char **argv);
+int cmd_vsock_forward(int argc, char **argv);
+int cmd_build_enclave(int argc, char **argv);
+int cmd_blobs(int argc, char **argv);
+int cmd_allocator(int argc, char **argv);
+int cmd_explain(int argc, char **argv);
+int cmd_ca(int argc, char **argv);
+int cmd_verify_attestation(int argc, char **argv);
 
 #endif

@@ -82,6 +82,125 @@ const char *cli_error_title(enum cli_error code)
 	return titles[code];
 }
 
+/*
+ * Long descriptions for `cloister explain --error-code Exx` (nitro-compat §2.1): what the code
+ * means and what usually fixes it, in cloister's terms where they differ from Nitro hardware
+ * (docs/resources.md).
+ */
+static const char *const descriptions[E_COUNT] = {
+	[E_UNSPECIFIED] = "An error occurred that has no more specific code. The message printed "
+	                  "with it and the error log name the failing step.",
+	[E_MISSING_ARGUMENT] = "A mandatory argument is missing. Run the subcommand with --help "
+	                       "to see which arguments it requires.",
+	[E_CONFLICTING_ARGUMENTS] = "Two arguments that exclude each other were given, e.g. "
+	                            "--cpu-count with --cpu-ids, or --config with other options.",
+	[E_INVALID_ARGUMENT] = "An argument has an invalid value: a malformed number, an "
+	                       "unsupported memory suffix, a reserved enclave CID (0-3, "
+	                       "4294967295 or more), or a file in the wrong format.",
+	[E_SOCKET_PAIR] = "The socket pair between the CLI and the enclave process could not be "
+	                  "created. The system may be out of file descriptors.",
+	[E_PROCESS_SPAWN] = "The enclave process could not be started (fork failed). Check the "
+	                    "process limits and free memory.",
+	[E_DAEMONIZE] = "The enclave process could not detach from the terminal.",
+	[E_READ_FROM_DISK] = "The sockets directory could not be read. Check that it exists and "
+	                     "is readable (NITRO_CLI_SOCKETS_PATH, default /run/cloister).",
+	[E_UNUSABLE_CONNECTION] = "A connection to an enclave process could not be used; the "
+	                          "enclave process may have exited.",
+	[E_SOCKET_CLOSE] = "A socket could not be closed cleanly.",
+	[E_SOCKET_CONNECT_TIMEOUT] = "A timeout could not be set on a socket.",
+	[E_SOCKET_ERROR] = "A socket operation failed while talking to an enclave process.",
+	[E_EPOLL] = "Waiting for events with epoll failed.",
+	[E_INOTIFY] = "Watching the sockets directory with inotify failed.",
+	[E_INVALID_COMMAND] = "The enclave process received a command it does not know.",
+	[E_LOCK_ACQUIRE] = "A lock could not be taken. For the resource pool this is the lock "
+	                   "file pool.lock in the state directory: check its permissions.",
+	[E_THREAD_JOIN] = "An internal thread could not be joined.",
+	[E_SERDE] = "A message or JSON document could not be encoded or decoded.",
+	[E_FILE_PERMISSIONS] = "A file has the wrong permissions, or this user may not perform "
+	                       "the operation (another user's enclave; run as its owner or root).",
+	[E_FILE_OPERATION] = "A file could not be opened, read or written. The message names the "
+	                     "file and the operation. Missing resource pool state usually means "
+	                     "`cloister allocator` has not been run.",
+	[E_INVALID_CPU_CONFIG] = "The CPU configuration is invalid: a CPU id is listed twice, or "
+	                         "the allocator's CPU pool breaks a rule (empty, offline CPU, more "
+	                         "than one NUMA node, CPU 0 or its sibling, or not whole cores).",
+	[E_NO_SUCH_CPU_IN_POOL] = "A requested CPU is not in the enclave CPU pool, or another "
+	                          "enclave holds it. See the pool with `cat "
+	                          "/run/cloister/pool.conf` and change cpu_pool in "
+	                          "/etc/cloister/allocator.yaml if needed.",
+	[E_INSUFFICIENT_CPUS] = "The enclave CPU pool has fewer free CPUs than requested. "
+	                        "Terminate an enclave, ask for fewer CPUs, or enlarge the pool "
+	                        "(cpu_count or cpu_pool in /etc/cloister/allocator.yaml, then "
+	                        "`cloister allocator`).",
+	[E_MALFORMED_CPU_ID] = "A CPU id could not be parsed as a number.",
+	[E_CPU_ERROR] = "A CPU-related operation failed, e.g. reconfiguring the CPU pool while "
+	                "enclaves are running. Terminate all enclaves first.",
+	[E_NO_SUCH_HUGEPAGE_FLAG] = "No mmap flag exists for a hugepage size.",
+	[E_INSUFFICIENT_MEMORY_REQUESTED] = "The memory requested is too small: it must be at "
+	                                    "least 4 times the EIF file size (the kernel unpacks "
+	                                    "the initramfs in enclave memory) and at least 64 MiB.",
+	[E_INSUFFICIENT_MEMORY_AVAILABLE] = "Not enough hugepage memory is available for the "
+	                                    "enclave. Raise memory_mib in "
+	                                    "/etc/cloister/allocator.yaml and run `cloister "
+	                                    "allocator`, terminate another enclave, or request "
+	                                    "less memory.",
+	[E_INVALID_ENCLAVE_FD] = "The enclave handle is invalid.",
+	[E_IOCTL_FAILURE] = "An enclave resource operation failed; the message names the NE_ERR_* "
+	                    "code the driver semantics returned.",
+	[E_IOCTL_IMAGE_LOAD_INFO] = "Getting the image load offset failed (flags must be "
+	                            "NE_EIF_IMAGE and the enclave must not be running).",
+	[E_IOCTL_SET_MEMORY_REGION] = "Adding a memory region to the enclave failed: regions "
+	                              "must be 2 MiB aligned hugetlb memory on the pool's NUMA "
+	                              "node, must not overlap, and must fit the pool.",
+	[E_IOCTL_ADD_VCPU] = "Adding a vCPU to the enclave failed; the message names the reason.",
+	[E_IOCTL_ENCLAVE_START] = "Starting the enclave failed: it needs at least 64 MiB, at least "
+	                          "one vCPU, every thread of each core it owns, and a CID no other "
+	                          "enclave uses.",
+	[E_MEMORY_OVERFLOW] = "A memory size or offset calculation overflowed.",
+	[E_EIF_PARSING] = "The EIF file is malformed: bad magic, CRC, section layout or "
+	                  "metadata. Rebuild it or check that the file is complete.",
+	[E_ENCLAVE_BOOT_FAILURE] = "The enclave did not finish booting: it never sent the boot "
+	                           "heartbeat. Run it with --debug-mode and read the console.",
+	[E_ENCLAVE_EVENT_WAIT] = "Waiting for an enclave event failed.",
+	[E_ENCLAVE_PROCESS_COMMAND_NOT_EXECUTED] = "The enclave process did not execute the "
+	                                           "command.",
+	[E_ENCLAVE_PROCESS_CONNECTION] = "The enclave process could not be reached. It may have "
+	                                 "exited; describe-enclaves cleans up stale entries.",
+	[E_SOCKET_PATH_NOT_FOUND] = "No enclave process socket exists for the given enclave ID.",
+	[E_ENCLAVE_PROCESS_SEND_REPLY] = "The enclave process could not send its reply.",
+	[E_ENCLAVE_MMAP] = "Mapping enclave memory failed.",
+	[E_ENCLAVE_MUNMAP] = "Unmapping enclave memory failed.",
+	[E_ENCLAVE_CONSOLE_CONNECTION] = "The console could not be connected. Only enclaves "
+	                                 "started with --debug-mode have a console.",
+	[E_ENCLAVE_CONSOLE_READ] = "Reading from the enclave console failed.",
+	[E_ENCLAVE_CONSOLE_WRITE] = "Writing the enclave console output failed.",
+	[E_INTEGER_PARSING] = "A number could not be parsed.",
+	[E_EIF_BUILDING] = "The EIF could not be built; the message names the failing input.",
+	[E_DOCKER_IMAGE_BUILD] = "The Docker image could not be built.",
+	[E_DOCKER_IMAGE_PULL] = "The Docker image could not be pulled.",
+	[E_ARTIFACTS_PATH_NOT_SET] = "Neither NITRO_CLI_ARTIFACTS nor HOME is set, so there is "
+	                             "nowhere to put build artifacts.",
+	[E_BLOBS_PATH_NOT_SET] = "NITRO_CLI_BLOBS is not set and the default blobs directory is "
+	                         "missing.",
+	[E_CLOCK_SKEW] = "The system clock is before the signing certificate's validity period, "
+	                 "or after it.",
+	[E_SIGNAL_MASKING] = "Signals could not be masked.",
+	[E_SIGNAL_UNMASKING] = "Signals could not be unmasked.",
+	[E_LOGGER] = "The log file could not be written. Set NITRO_CLI_LOGS_PATH to a writable "
+	             "directory.",
+	[E_HASHER] = "Computing a measurement hash failed.",
+	[E_ENCLAVE_NAMING] = "No enclave has the given name, or the name is ambiguous.",
+	[E_EIF_SIGNATURE_CHECKER] = "The EIF signature could not be verified.",
+	[E_EIF_SIGNING] = "The EIF could not be signed.",
+};
+
+const char *cli_error_description(enum cli_error code)
+{
+	if ((unsigned)code >= E_COUNT || !descriptions[code])
+		return NULL;
+	return descriptions[code];
+}
+
 /* The error log directory: NITRO_CLI_LOGS_PATH as nitro-cli, else cloister's own. */
 static const char *logs_dir(void)
 {
