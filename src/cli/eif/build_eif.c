@@ -4,10 +4,12 @@
  * makes the ramdisks from a docker image and then does exactly this; cloister build-enclave
  * calls the same eif_build().
  */
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/eif/eif_common.h"
 #include "lib/util/checked.h"
@@ -65,30 +67,31 @@ static void kernel_info_from_config(const char *path, char *os, size_t os_len, c
 
 static void kernel_info_from_bzimage(const char *path, char *ver, size_t ver_len)
 {
-	uint8_t *buf = NULL;
-	size_t len = 0;
+	uint8_t buf[0x8000]; /* the setup code: the version string lies inside it */
+	long long len;
 	uint16_t vo;
 	size_t at;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
 
-	if (cl_file_read_all(path, 1u << 30, &buf, &len, NULL) < 0)
+	if (fd < 0)
 		return;
+	len = cl_pread_full(fd, buf, sizeof(buf), 0);
+	close(fd);
 	/* boot protocol: "HdrS" at 0x202, kernel_version pointer (minus 0x200) at 0x20e */
-	if (len > 0x210 && !memcmp(buf + 0x202, "HdrS", 4)) {
-		vo = (uint16_t)(buf[0x20e] | buf[0x20f] << 8);
-		at = (size_t)vo + 0x200;
-		if (vo && at < len) {
-			size_t n = strnlen((const char *)buf + at, len - at);
-			size_t w = strcspn((const char *)buf + at, " ");
+	if (len <= 0x210 || memcmp(buf + 0x202, "HdrS", 4))
+		return;
+	vo = (uint16_t)(buf[0x20e] | buf[0x20f] << 8);
+	at = (size_t)vo + 0x200;
+	if (vo && at < (size_t)len) {
+		size_t n = 0;
 
-			if (w < n)
-				n = w;
-			if (n && n < ver_len) {
-				memcpy(ver, buf + at, n);
-				ver[n] = '\0';
-			}
+		while (at + n < (size_t)len && buf[at + n] && buf[at + n] != ' ')
+			n++;
+		if (n && n < ver_len) {
+			memcpy(ver, buf + at, n);
+			ver[n] = '\0';
 		}
 	}
-	free(buf);
 }
 
 int cmd_build_eif(int argc, char **argv)

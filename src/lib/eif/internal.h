@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <pthread.h>
+
 #include <openssl/evp.h>
 
 #include "cloister/eif.h"
@@ -30,9 +32,45 @@ enum eif_error eif_hasher_init(struct eif_hasher *h);
 /* Choose where the next section's data goes; call before its data. */
 enum eif_error eif_hasher_section(struct eif_hasher *h, uint16_t type);
 enum eif_error eif_hasher_update(struct eif_hasher *h, const uint8_t *p, size_t n);
+/* The two halves of eif_hasher_update(): streams A and B, and stream C. */
+enum eif_error eif_hasher_update_ab(struct eif_hasher *h, const uint8_t *p, size_t n);
+enum eif_error eif_hasher_update_c(struct eif_hasher *h, const uint8_t *p, size_t n);
 /* Fill pcr0/1/2 of @m (not PCR8). */
 enum eif_error eif_hasher_final(struct eif_hasher *h, struct eif_measurements *m);
 void eif_hasher_free(struct eif_hasher *h);
+
+/*
+ * A hashing thread, so that SHA-384 (the slowest step, ~1 GB/s) runs beside the reads, CRC,
+ * writes and the PCR2 stream on the calling thread instead of after them. The caller submits
+ * chunks in order; the worker feeds them to streams A and B of @h. A submitted chunk must stay
+ * valid until eif_pipe_wait() says it has been consumed (chunk numbers start at 1). Section
+ * boundaries: eif_pipe_drain() before eif_hasher_section(). If the thread cannot be started the
+ * pipe hashes inline, so callers need no fallback.
+ */
+#define EIF_PIPE_DEPTH 4
+
+struct eif_pipe {
+	struct eif_hasher *h;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t more, done;
+	struct {
+		const uint8_t *p;
+		size_t n;
+	} q[EIF_PIPE_DEPTH];
+	uint64_t submitted, completed;
+	bool running, stop;
+	enum eif_error err;
+};
+
+void eif_pipe_start(struct eif_pipe *pp, struct eif_hasher *h);
+/* Queue one chunk for streams A/B; blocks while EIF_PIPE_DEPTH chunks are pending. */
+enum eif_error eif_pipe_submit(struct eif_pipe *pp, const uint8_t *p, size_t n);
+/* Wait until chunk number @upto (1-based count of submits) has been hashed. */
+enum eif_error eif_pipe_wait(struct eif_pipe *pp, uint64_t upto);
+enum eif_error eif_pipe_drain(struct eif_pipe *pp);
+/* Drain and join; safe to call on a pipe that was never started (zeroed). */
+void eif_pipe_stop(struct eif_pipe *pp);
 
 /* SHA-384(zeros48 ‖ digest): one TPM-style extend of an all-zero PCR. */
 enum eif_error eif_pcr_extend_zero(const uint8_t digest[EIF_PCR_SIZE], uint8_t pcr[EIF_PCR_SIZE]);

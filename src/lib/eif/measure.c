@@ -84,15 +84,140 @@ enum eif_error eif_hasher_section(struct eif_hasher *h, uint16_t type)
 	return EIF_OK;
 }
 
-enum eif_error eif_hasher_update(struct eif_hasher *h, const uint8_t *p, size_t n)
+enum eif_error eif_hasher_update_ab(struct eif_hasher *h, const uint8_t *p, size_t n)
 {
 	if (h->to_a && !EVP_DigestUpdate(h->a, p, n))
 		return EIF_ERR_CRYPTO;
 	if (h->to_b && !EVP_DigestUpdate(h->b, p, n))
 		return EIF_ERR_CRYPTO;
+	return EIF_OK;
+}
+
+enum eif_error eif_hasher_update_c(struct eif_hasher *h, const uint8_t *p, size_t n)
+{
 	if (h->to_c && !EVP_DigestUpdate(h->c, p, n))
 		return EIF_ERR_CRYPTO;
 	return EIF_OK;
+}
+
+enum eif_error eif_hasher_update(struct eif_hasher *h, const uint8_t *p, size_t n)
+{
+	enum eif_error err = eif_hasher_update_ab(h, p, n);
+
+	return err ? err : eif_hasher_update_c(h, p, n);
+}
+
+static void *pipe_worker(void *arg)
+{
+	struct eif_pipe *pp = arg;
+
+	pthread_mutex_lock(&pp->lock);
+	for (;;) {
+		const uint8_t *p;
+		enum eif_error err = EIF_OK;
+		bool skip;
+		size_t n;
+
+		while (pp->completed == pp->submitted && !pp->stop)
+			pthread_cond_wait(&pp->more, &pp->lock);
+		if (pp->completed == pp->submitted)
+			break; /* stop requested and nothing left */
+		p = pp->q[pp->completed % EIF_PIPE_DEPTH].p;
+		n = pp->q[pp->completed % EIF_PIPE_DEPTH].n;
+		skip = pp->err != EIF_OK;
+		pthread_mutex_unlock(&pp->lock);
+		if (!skip)
+			err = eif_hasher_update_ab(pp->h, p, n);
+		pthread_mutex_lock(&pp->lock);
+		if (err && !pp->err)
+			pp->err = err;
+		pp->completed++;
+		pthread_cond_broadcast(&pp->done);
+	}
+	pthread_mutex_unlock(&pp->lock);
+	return NULL;
+}
+
+void eif_pipe_start(struct eif_pipe *pp, struct eif_hasher *h)
+{
+	memset(pp, 0, sizeof(*pp));
+	pp->h = h;
+	if (pthread_mutex_init(&pp->lock, NULL))
+		return;
+	if (pthread_cond_init(&pp->more, NULL)) {
+		pthread_mutex_destroy(&pp->lock);
+		return;
+	}
+	if (pthread_cond_init(&pp->done, NULL)) {
+		pthread_cond_destroy(&pp->more);
+		pthread_mutex_destroy(&pp->lock);
+		return;
+	}
+	if (pthread_create(&pp->thread, NULL, pipe_worker, pp)) {
+		pthread_cond_destroy(&pp->done);
+		pthread_cond_destroy(&pp->more);
+		pthread_mutex_destroy(&pp->lock);
+		return;
+	}
+	pp->running = true;
+}
+
+enum eif_error eif_pipe_submit(struct eif_pipe *pp, const uint8_t *p, size_t n)
+{
+	enum eif_error err;
+
+	if (!pp->running) {
+		/* inline fallback */
+		pp->submitted++;
+		pp->completed++;
+		if (!pp->err)
+			pp->err = eif_hasher_update_ab(pp->h, p, n);
+		return pp->err;
+	}
+	pthread_mutex_lock(&pp->lock);
+	while (pp->submitted - pp->completed >= EIF_PIPE_DEPTH)
+		pthread_cond_wait(&pp->done, &pp->lock);
+	pp->q[pp->submitted % EIF_PIPE_DEPTH].p = p;
+	pp->q[pp->submitted % EIF_PIPE_DEPTH].n = n;
+	pp->submitted++;
+	err = pp->err;
+	pthread_cond_signal(&pp->more);
+	pthread_mutex_unlock(&pp->lock);
+	return err;
+}
+
+enum eif_error eif_pipe_wait(struct eif_pipe *pp, uint64_t upto)
+{
+	enum eif_error err;
+
+	if (!pp->running)
+		return pp->err;
+	pthread_mutex_lock(&pp->lock);
+	while (pp->completed < upto && pp->completed < pp->submitted)
+		pthread_cond_wait(&pp->done, &pp->lock);
+	err = pp->err;
+	pthread_mutex_unlock(&pp->lock);
+	return err;
+}
+
+enum eif_error eif_pipe_drain(struct eif_pipe *pp)
+{
+	return eif_pipe_wait(pp, UINT64_MAX);
+}
+
+void eif_pipe_stop(struct eif_pipe *pp)
+{
+	if (!pp->running)
+		return;
+	pthread_mutex_lock(&pp->lock);
+	pp->stop = true;
+	pthread_cond_signal(&pp->more);
+	pthread_mutex_unlock(&pp->lock);
+	pthread_join(pp->thread, NULL);
+	pthread_cond_destroy(&pp->done);
+	pthread_cond_destroy(&pp->more);
+	pthread_mutex_destroy(&pp->lock);
+	pp->running = false;
 }
 
 static enum eif_error finish(EVP_MD_CTX *ctx, uint8_t pcr[EIF_PCR_SIZE])

@@ -120,20 +120,20 @@ void eif_section_header_encode(uint8_t sh[EIF_SECTION_HEADER_SIZE], uint16_t typ
 }
 
 /*
- * Where the bytes come from. Memory: pointers into the caller's buffer. File: pread into one
- * bounded buffer; get() never returns more than the buffer holds.
+ * Where the bytes come from. Memory: pointers into the caller's buffer. File: pread into the
+ * caller's @dst (at most @cap bytes): headers into small local arrays, section data into a
+ * ring of EIF_PIPE_DEPTH chunk buffers that the hashing thread consumes behind the reader.
  */
 struct source {
 	const uint8_t *mem;
 	int fd;
-	uint8_t *buf;
-	size_t cap;
+	uint8_t *ring[EIF_PIPE_DEPTH];
 	uint64_t size;
 };
 
 /* Up to @want bytes at @off (the caller has checked [off, off + want) is inside the image). */
-static enum eif_error source_get(struct source *s, uint64_t off, size_t want, const uint8_t **p,
-                                 size_t *got, struct cl_diag *d)
+static enum eif_error source_get(struct source *s, uint64_t off, size_t want, uint8_t *dst,
+                                 size_t cap, const uint8_t **p, size_t *got, struct cl_diag *d)
 {
 	long long r;
 
@@ -142,9 +142,9 @@ static enum eif_error source_get(struct source *s, uint64_t off, size_t want, co
 		*got = want;
 		return EIF_OK;
 	}
-	if (want > s->cap)
-		want = s->cap;
-	r = cl_pread_full(s->fd, s->buf, want, off);
+	if (want > cap)
+		want = cap;
+	r = cl_pread_full(s->fd, dst, want, off);
 	if (r < 0) {
 		cl_diag_set(d, "read of %zu bytes at offset 0x%" PRIx64 " failed: %s", want, off,
 		            strerror((int)-r));
@@ -158,16 +158,10 @@ static enum eif_error source_get(struct source *s, uint64_t off, size_t want, co
 		        want, off, r);
 		return EIF_ERR_CHANGED;
 	}
-	*p = s->buf;
+	*p = dst;
 	*got = want;
 	return EIF_OK;
 }
-
-/* Copy a whole (size-limited) section into a malloc'd buffer while it streams past. */
-struct capture {
-	uint8_t *data;
-	size_t len;
-};
 
 static enum eif_error check_header(const uint8_t *h, uint64_t size, struct eif_image *img,
                                    struct cl_diag *d)
@@ -354,7 +348,9 @@ static enum eif_error parse(struct source *src, unsigned flags, struct eif_image
                             struct cl_diag *d)
 {
 	struct eif_hasher hasher = { 0 };
+	struct eif_pipe pipe = { 0 };
 	uint8_t hdr[EIF_HEADER_SIZE];
+	uint64_t chunk = 0;
 	const uint8_t *p;
 	enum eif_error err;
 	bool measure = flags & EIF_PARSE_MEASURE;
@@ -371,13 +367,16 @@ static enum eif_error parse(struct source *src, unsigned flags, struct eif_image
 		            src->size, EIF_HEADER_SIZE);
 		return EIF_ERR_TRUNCATED;
 	}
-	if ((err = source_get(src, 0, EIF_HEADER_SIZE, &p, &got, d)))
+	if ((err = source_get(src, 0, EIF_HEADER_SIZE, hdr, sizeof(hdr), &p, &got, d)))
 		return err;
 	memcpy(hdr, p, EIF_HEADER_SIZE);
 	if ((err = check_header(hdr, src->size, img, d)))
 		return err;
-	if (measure && (err = eif_hasher_init(&hasher)))
-		return err;
+	if (measure) {
+		if ((err = eif_hasher_init(&hasher)))
+			return err;
+		eif_pipe_start(&pipe, &hasher);
+	}
 
 	crc = crc32(0L, hdr, EIF_CRC_OFFSET);
 	off = EIF_HEADER_SIZE;
@@ -396,7 +395,8 @@ static enum eif_error parse(struct source *src, unsigned flags, struct eif_image
 			err = EIF_ERR_TRUNCATED;
 			goto fail;
 		}
-		if ((err = source_get(src, off, EIF_SECTION_HEADER_SIZE, &p, &got, d)))
+		if ((err = source_get(src, off, EIF_SECTION_HEADER_SIZE, sh, sizeof(sh), &p, &got,
+		                      d)))
 			goto fail;
 		memcpy(sh, p, sizeof(sh));
 		if ((err = check_section(hdr, i, sh, off, img, d)))
@@ -418,16 +418,26 @@ static enum eif_error parse(struct source *src, unsigned flags, struct eif_image
 				img->signature_len = (size_t)s->size;
 			}
 		}
-		if (measure && (err = eif_hasher_section(&hasher, s->type)))
+		/* the hashing thread must be idle when the streams are re-targeted */
+		if (measure &&
+		    ((err = eif_pipe_drain(&pipe)) || (err = eif_hasher_section(&hasher, s->type))))
 			goto fail;
 		for (done = 0; done < s->size; done += got) {
 			uint64_t left = s->size - done;
 			size_t want = left > EIF_IO_CHUNK ? EIF_IO_CHUNK : (size_t)left;
+			uint8_t *slot = src->ring[chunk % EIF_PIPE_DEPTH];
 
-			if ((err = source_get(src, s->data_offset + done, want, &p, &got, d)))
+			/* the ring slot is free once the chunk that last used it is hashed */
+			if (!src->mem && measure && chunk >= EIF_PIPE_DEPTH &&
+			    (err = eif_pipe_wait(&pipe, chunk - EIF_PIPE_DEPTH + 1)))
 				goto fail;
+			if ((err = source_get(src, s->data_offset + done, want, slot, EIF_IO_CHUNK,
+			                      &p, &got, d)))
+				goto fail;
+			chunk++;
 			crc = crc32_z(crc, p, got);
-			if (measure && (err = eif_hasher_update(&hasher, p, got)))
+			if (measure && ((err = eif_hasher_update_c(&hasher, p, got)) ||
+			                (err = eif_pipe_submit(&pipe, p, got))))
 				goto fail;
 			if (capture)
 				memcpy(capture + done, p, got);
@@ -471,6 +481,9 @@ static enum eif_error parse(struct source *src, unsigned flags, struct eif_image
 		goto fail;
 	}
 	if (measure) {
+		if ((err = eif_pipe_drain(&pipe)))
+			goto fail;
+		eif_pipe_stop(&pipe);
 		if ((err = eif_hasher_final(&hasher, &img->meas)))
 			goto fail;
 		if (img->signature >= 0) {
@@ -496,6 +509,7 @@ static enum eif_error parse(struct source *src, unsigned flags, struct eif_image
 	}
 	return EIF_OK;
 fail:
+	eif_pipe_stop(&pipe);
 	eif_hasher_free(&hasher);
 	eif_image_release(img);
 	return err;
@@ -539,13 +553,15 @@ enum eif_error eif_read_fd(int fd, unsigned flags, struct eif_image *out, struct
 		return EIF_ERR_IO;
 	}
 	src.size = (uint64_t)st.st_size;
-	src.cap = EIF_IO_CHUNK;
-	src.buf = malloc(src.cap);
-	if (!src.buf)
-		return EIF_ERR_NOMEM;
+	err = EIF_OK;
+	for (unsigned i = 0; i < EIF_PIPE_DEPTH; i++)
+		if (!(src.ring[i] = malloc(EIF_IO_CHUNK)))
+			err = EIF_ERR_NOMEM;
 	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-	err = parse(&src, flags, out, d);
-	free(src.buf);
+	if (!err)
+		err = parse(&src, flags, out, d);
+	for (unsigned i = 0; i < EIF_PIPE_DEPTH; i++)
+		free(src.ring[i]);
 	return err;
 }
 
