@@ -20,6 +20,8 @@ static const struct subcommand subcommands[] = {
 	{ "sign-eif", cmd_sign_eif, "Sign an EIF (adds or replaces its signature)" },
 	{ "parent-instance", cmd_parent_instance,
 	  "check this host's KVM; run a command in the parent instance" },
+	{ "vsock-forward", cmd_vsock_forward,
+	  "Forward a host TCP port to an enclave vsock port, or the reverse" },
 	{ "blobs", cmd_blobs, "Assemble the default enclave kernel blobs from a Debian kernel" },
 	{ "allocator", cmd_allocator,
 	  "Reserve the enclave CPU pool and hugepages (/etc/cloister/allocator.yaml)" },
