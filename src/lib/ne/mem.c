@@ -185,10 +185,12 @@ static void real_unmap(void *addr, uint64_t size, void *opaque)
 	munmap(addr, size);
 }
 
-int ne_mem_alloc(struct ne_slot *s, uint64_t mib, struct ne_mem *out, struct cl_diag *d)
+int ne_mem_alloc_mapped(struct ne_slot *s, uint64_t mib, const struct ne_mem_mapper *mapper,
+                        struct ne_mem *out, struct cl_diag *d)
 {
 	struct real_ctx ctx = { s ? s->rec.node : -1 };
-	struct ne_mem_mapper mp = { real_map, real_unmap, &ctx };
+	struct ne_mem_mapper real = { real_map, real_unmap, &ctx };
+	const struct ne_mem_mapper *mp = mapper ? mapper : &real;
 	struct pool_grant g;
 	int rc;
 
@@ -198,7 +200,7 @@ int ne_mem_alloc(struct ne_slot *s, uint64_t mib, struct ne_mem *out, struct cl_
 		return -EINVAL;
 	}
 	if (!s)
-		return ne_mem_alloc_with(&mp, mib * MiB, out, d);
+		return ne_mem_alloc_with(mp, mib * MiB, out, d);
 
 	/* Under the lock the whole time, so two enclaves cannot both count the same free
 	 * budget. */
@@ -208,20 +210,38 @@ int ne_mem_alloc(struct ne_slot *s, uint64_t mib, struct ne_mem *out, struct cl_
 	rc = pool_grant_read(s->pool, s->slot_uid, &g, d) ? -EIO : 0;
 	if (rc)
 		goto out;
+	if (g.owner_pid != getpid()) {
+		cl_diag_set(d, "enclave slot %" PRIx64 " belongs to process %ld, not this one",
+		            s->slot_uid, (long)g.owner_pid);
+		rc = -EIO;
+		goto out;
+	}
 	rc = ne_memory_budget_check(s, g.memory_mib + mib, d);
 	if (rc)
 		goto out;
-	rc = ne_mem_alloc_with(&mp, mib * MiB, out, d);
+	rc = ne_mem_alloc_with(mp, mib * MiB, out, d);
 	if (rc)
 		goto out;
+	/* Pass 2 may overshoot the request (nitro-cli reports the larger MemoryMiB); the
+	 * overshoot must fit the budget too. */
+	rc = ne_memory_budget_check(s, g.memory_mib + (out->total >> 20), d);
+	if (rc) {
+		ne_mem_free_with(mp, out);
+		goto out;
+	}
 	g.memory_mib += out->total >> 20;
 	if (pool_grant_write(s->pool, &g, d)) {
-		ne_mem_free(out);
+		ne_mem_free_with(mp, out);
 		rc = -EIO;
 	}
 out:
 	pool_unlock(s->pool);
 	return rc;
+}
+
+int ne_mem_alloc(struct ne_slot *s, uint64_t mib, struct ne_mem *out, struct cl_diag *d)
+{
+	return ne_mem_alloc_mapped(s, mib, NULL, out, d);
 }
 
 void ne_mem_free(struct ne_mem *m)
