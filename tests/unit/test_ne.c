@@ -910,6 +910,37 @@ static void test_host_page_info_sees_hugetlb_memory_when_available(void **state)
 	munmap(p, 2 * MiB);
 }
 
+static void test_real_alloc_is_contiguous_and_zeroed_on_reuse_when_available(void **state)
+{
+	struct ne_mem m;
+	uint8_t *b;
+	uint64_t ps;
+	int node;
+
+	(void)state;
+	if (ne_mem_alloc(NULL, 4, &m, NULL) == -ENOMEM)
+		return; /* no free hugepages on this host (the usual case in CI) */
+	assert_non_null(m.base);
+	assert_true(m.total == 4 * MiB);
+	assert_true((uintptr_t)m.base % m.regions[0].size == 0);
+	for (size_t i = 1; i < m.count; i++)
+		assert_true((uint8_t *)m.regions[i].addr ==
+		            (uint8_t *)m.regions[i - 1].addr + m.regions[i - 1].size);
+	assert_int_equal(ne_host_page_info((uintptr_t)m.base, m.total, &ps, &node, NULL), 0);
+	assert_true(ps >= 2 * MiB);
+	memset(m.base, 0xab, m.total);
+	ne_mem_free(&m);
+	assert_null(m.base);
+	/* The same pages come back to the next enclave, cleared by the kernel. */
+	assert_int_equal(ne_mem_alloc(NULL, 4, &m, NULL), 0);
+	b = m.base;
+	for (uint64_t i = 0; i < m.total; i++)
+		if (b[i])
+			fail_msg("byte %llu of reused hugepage memory is 0x%02x",
+			         (unsigned long long)i, b[i]);
+	ne_mem_free(&m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -959,6 +990,7 @@ int main(void)
 		cmocka_unit_test(test_memory_request_must_be_four_times_eif),
 		cmocka_unit_test(test_host_page_info_sees_ordinary_memory_as_not_hugetlb),
 		cmocka_unit_test(test_host_page_info_sees_hugetlb_memory_when_available),
+		cmocka_unit_test(test_real_alloc_is_contiguous_and_zeroed_on_reuse_when_available),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -201,6 +201,9 @@ struct ne_mem {
 	struct ne_mem_region *regions; /* largest first; the EIF goes across them in this order */
 	size_t count;
 	uint64_t total; /* bytes; MemoryMiB = total >> 20 */
+	/* ne_mem_alloc(): the regions lie back to back from here, so [base, base + total) can be
+	 * used as one guest RAM mapping (aligned to the largest page). NULL from a test mapper. */
+	void *base;
 };
 
 /*
@@ -231,9 +234,10 @@ int ne_mem_alloc_with(const struct ne_mem_mapper *m, uint64_t bytes, struct ne_m
 
 /*
  * Allocate @mib MiB of enclave memory for @s (NULL: no pool accounting) with the algorithm
- * above using mmap(MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | MAP_HUGE_<size>), each region
- * bound to the pool's NUMA node (mbind) and faulted in (MADV_POPULATE_WRITE, which reports a
- * shortage as an error instead of SIGBUS). The pages are zero: the kernel clears every hugetlb
+ * above using mmap(MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | MAP_HUGE_<size>). The chosen
+ * regions are then laid out back to back from out->base (largest first, so each stays aligned
+ * to its page size), bound to the pool's NUMA node (mbind) and faulted in
+ * (MADV_POPULATE_WRITE, which reports a shortage as an error instead of SIGBUS). The pages are zero: the kernel clears every hugetlb
  * page when it is first faulted into a new private anonymous mapping, and cloister never reuses
  * a mapping for a second enclave. With a slot, the request must fit the pool's free memory
  * budget (-ENOMEM naming who holds the rest) and is recorded in the grant. The caller owns the
