@@ -150,8 +150,10 @@ struct real_ctx {
 
 static int map_flags(uint64_t size)
 {
+	/* log2(size) in bits 26-31; 16 GiB (34) sets the sign bit, so shift unsigned as the
+	 * kernel's MAP_HUGE_16GB does. */
 	return MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB |
-	       (__builtin_ctzll(size) << MAP_HUGE_SHIFT);
+	       (int)((unsigned)__builtin_ctzll(size) << MAP_HUGE_SHIFT);
 }
 
 /* Pass 1 and 2 only ask whether pages of a size can be had: a private hugetlb mmap reserves
