@@ -104,6 +104,10 @@ int pool_open(const char *state_dir, const char *sysroot, struct pool **out, str
 	}
 	snprintf(path, sizeof(path), "%s/pool.lock", state_dir);
 	p->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	/* flock works on a read-only descriptor too: a non-root user may still take the lock
+	 * to read a consistent view (describe-enclaves). */
+	if (p->lock_fd < 0 && (errno == EACCES || errno == EPERM || errno == EROFS))
+		p->lock_fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (p->lock_fd < 0) {
 		cl_diag_set(d, "cannot open the pool lock %s: %s", path, strerror(errno));
 		goto io;
