@@ -10,10 +10,15 @@
 set -euo pipefail
 out=${1:?usage: $0 OUT_DIR [EXIT_STATUS]}
 status=${2:-0}
-busybox=$(command -v busybox || true)
-[ -n "$busybox" ] && file -L "$busybox" | grep -q 'statically linked' ||
-	busybox=/bin/busybox
-file -L "$busybox" | grep -q 'statically linked' || {
+# A dynamic busybox names its ELF interpreter (/lib64/ld-linux…); a static one does not.
+busybox=""
+for b in "$(command -v busybox || true)" /bin/busybox /usr/bin/busybox; do
+	if [ -n "$b" ] && [ -x "$b" ] && ! LC_ALL=C grep -qa '/lib64/ld-linux' "$b"; then
+		busybox=$b
+		break
+	fi
+done
+[ -n "$busybox" ] || {
 	echo "need a static busybox (apt-get install busybox-static)" >&2
 	exit 1
 }
