@@ -727,6 +727,8 @@ int parent_cmd_run(int argc, char **argv)
 		sigdelset(&waitmask, SIGINT);
 		sigdelset(&waitmask, SIGTERM);
 		sigdelset(&waitmask, SIGHUP);
+		if (got_signal)
+			break;
 		r = ppoll(pfd, 4, tsp, &waitmask);
 		if (got_signal)
 			break;
@@ -751,7 +753,10 @@ int parent_cmd_run(int argc, char **argv)
 			}
 			switch (i) {
 			case 0:
-				(void)cl_write_full(STDOUT_FILENO, buf, (size_t)n);
+				/* Nobody reads our stdout any more (`run -- yes | head`): stop, as
+				 * SIGPIPE would have, instead of running on until the timeout. */
+				if (cl_write_full(STDOUT_FILENO, buf, (size_t)n) == -EPIPE)
+					got_signal = SIGPIPE;
 				break;
 			case 1:
 				(void)cl_write_full(STDERR_FILENO, buf, (size_t)n);
@@ -779,7 +784,9 @@ int parent_cmd_run(int argc, char **argv)
 	if (got_signal || timed_out) {
 		qstatus = stop_qemu(pid);
 		pid = -1;
-		if (got_signal) {
+		if (got_signal == SIGPIPE) {
+			rc = 128 + SIGPIPE; /* quietly, like any pipeline member */
+		} else if (got_signal) {
 			say("got signal %d (%s); stopped the parent instance", (int)got_signal,
 			    strsignal(got_signal));
 			rc = 128 + got_signal;
