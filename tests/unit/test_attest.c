@@ -589,6 +589,10 @@ static void test_attest_nsm_enclave_new_end_to_end(void **state)
 	nsm_state_free(b);
 	cfg.meas = NULL;
 	assert_int_equal(nsm_enclave_new(&cfg, &a, &d), NSM_ERR_CONFIG);
+	cfg.meas = &meas;
+	cfg.module_id = "i-0123456789abcdef0-enc0123456789abcdef-and-far-too-long-for-a-cn-x";
+	assert_int_equal(nsm_enclave_new(&cfg, &a, &d), NSM_ERR_CONFIG);
+	assert_non_null(strstr(d.msg, "1..64"));
 	rm_ca(sub);
 	rmdir(dir);
 }
