@@ -1,0 +1,26 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef CLOISTER_VMM_VIRTIO_NSM_H
+#define CLOISTER_VMM_VIRTIO_NSM_H
+
+/*
+ * The virtio-nsm device (virtio id 33, nitro-compat §4): one request queue. Each request is one
+ * descriptor chain, the CBOR request readable by the device followed by a writable response
+ * buffer (the Linux nsm driver gives NSM_RESPONSE_MAX bytes). The bytes go to the NSM library
+ * (src/lib/nsm), which knows nothing about virtqueues; this file knows nothing about CBOR.
+ */
+
+#include "lib/nsm/device.h"
+#include "vmm/virtio/mmio.h"
+
+#define VIRTIO_ID_NSM 33
+
+struct virtio_nsm {
+	struct nsm_state *state; /* borrowed: owned by whoever configured the enclave */
+	uint8_t req[NSM_REQUEST_MAX + 1];
+	uint8_t resp[NSM_RESPONSE_MAX];
+};
+
+/* The ops to register with virtio_mmio_init(&t, &virtio_nsm_ops, nsm, ...). */
+extern const struct virtio_dev_ops virtio_nsm_ops;
+
+#endif
