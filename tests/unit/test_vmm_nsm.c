@@ -101,20 +101,38 @@ static void put_desc(unsigned i, uint64_t addr, uint32_t len, uint16_t flags, ui
 	memcpy(p + 14, &next, 2);
 }
 
-/* Offer @req as one request chain with a response buffer of @resp_len; kick; return the
- * transport's result. */
-static int request(const void *req, uint32_t req_len, uint32_t resp_len, bool with_resp)
+static void offer(uint16_t head)
 {
-	uint16_t head = 0;
-
-	memcpy(ram + REQ, req, req_len);
-	put_desc(0, REQ, req_len, with_resp ? 1 : 0, 1);
-	put_desc(1, RESP, resp_len, 2, 0);
 	memcpy(ram + AVAIL + 4 + 2 * (avail_idx % 8), &head, 2);
 	avail_idx++;
 	memcpy(ram + AVAIL + 2, &avail_idx, 2);
+}
+
+static int kick(void)
+{
 	uint32_t q = 0;
+
 	return virtio_mmio_write(&dev, VIRTIO_MMIO_QUEUE_NOTIFY, &q, 4);
+}
+
+/* As the Linux driver does it: the request as one readable chain (head 0), the response
+ * buffer as a second, writable chain (head 1); kick. */
+static int request(const void *req, uint32_t req_len, uint32_t resp_len)
+{
+	memcpy(ram + REQ, req, req_len);
+	put_desc(0, REQ, req_len, 0, 0);
+	put_desc(1, RESP, resp_len, 2, 0);
+	offer(0);
+	offer(1);
+	return kick();
+}
+
+static uint32_t used_id(unsigned slot)
+{
+	uint32_t v;
+
+	memcpy(&v, ram + USED + 4 + 8 * slot, 4);
+	return v;
 }
 
 static uint32_t used_len(unsigned slot)
@@ -140,13 +158,17 @@ static void test_nsm_device_answers_describe_nsm(void **state)
 	static const uint8_t req[] = { 0x6b, 'D', 'e', 's', 'c', 'r', 'i', 'b', 'e', 'N', 'S', 'M' };
 
 	(void)state;
-	assert_int_equal(request(req, sizeof(req), 0x3000, true), 0);
-	assert_true(used_len(0) > 12);
+	assert_int_equal(request(req, sizeof(req), 0x3000), 0);
+	/* request returned first (nothing written), then the response */
+	assert_int_equal(ram[USED + 2], 2);
+	assert_int_equal(used_id(0), 0);
+	assert_int_equal(used_len(0), 0);
+	assert_int_equal(used_id(1), 1);
+	assert_true(used_len(1) > 12);
 	/* {"DescribeNSM": {...}}: a one-entry map keyed by the request name */
 	assert_int_equal(ram[RESP], 0xa1);
 	assert_memory_equal(ram + RESP + 1, req, sizeof(req));
 	assert_int_equal(irqs, 1);
-	assert_int_equal(ram[USED + 2], 1);
 }
 
 static void test_nsm_device_reports_oversized_request(void **state)
@@ -155,20 +177,48 @@ static void test_nsm_device_reports_oversized_request(void **state)
 
 	(void)state;
 	memset(req, 0x41, sizeof(req));
-	assert_int_equal(request(req, sizeof(req), 0x3000, true), 0);
-	assert_true(used_len(0) > 0);
-	assert_non_null(memchr(ram + RESP, 'I', used_len(0)));
-	assert_int_equal(memcmp(ram + RESP + used_len(0) - 13, "InputTooLarge", 13), 0);
+	assert_int_equal(request(req, sizeof(req), 0x3000), 0);
+	assert_true(used_len(1) > 13);
+	assert_int_equal(memcmp(ram + RESP + used_len(1) - 13, "InputTooLarge", 13), 0);
 }
 
-static void test_nsm_device_ends_enclave_on_chain_without_response_buffer(void **state)
+static void test_nsm_device_accepts_request_and_response_in_one_chain(void **state)
+{
+	static const uint8_t req[] = { 0x6b, 'D', 'e', 's', 'c', 'r', 'i', 'b', 'e', 'N', 'S', 'M' };
+
+	(void)state;
+	memcpy(ram + REQ, req, sizeof(req));
+	put_desc(0, REQ, sizeof(req), 1, 1);
+	put_desc(1, RESP, 0x3000, 2, 0);
+	offer(0);
+	assert_int_equal(kick(), 0);
+	assert_int_equal(used_id(0), 0);
+	assert_true(used_len(0) > 12);
+	assert_memory_equal(ram + RESP + 1, req, sizeof(req));
+}
+
+static void test_nsm_device_ends_enclave_on_response_buffer_without_request(void **state)
+{
+	(void)state;
+	put_desc(1, RESP, 0x3000, 2, 0);
+	offer(1);
+	assert_int_equal(kick(), -1);
+	assert_true(dev.failed);
+	assert_non_null(strstr(dev.why, "nsm"));
+}
+
+static void test_nsm_device_ends_enclave_on_two_requests_in_a_row(void **state)
 {
 	static const uint8_t req[] = { 0x69, 'G', 'e', 't', 'R', 'a', 'n', 'd', 'o', 'm' };
 
 	(void)state;
-	assert_int_equal(request(req, sizeof(req), 0x3000, false), -1);
-	assert_true(dev.failed);
-	assert_non_null(strstr(dev.why, "nsm"));
+	memcpy(ram + REQ, req, sizeof(req));
+	put_desc(0, REQ, sizeof(req), 0, 0);
+	put_desc(2, REQ, sizeof(req), 0, 0);
+	offer(0);
+	offer(2);
+	assert_int_equal(kick(), -1);
+	assert_non_null(strstr(dev.why, "without a response buffer"));
 }
 
 int main(void)
@@ -181,8 +231,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_nsm_device_reports_oversized_request, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(
-		        test_nsm_device_ends_enclave_on_chain_without_response_buffer, setup,
+		        test_nsm_device_accepts_request_and_response_in_one_chain, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		        test_nsm_device_ends_enclave_on_response_buffer_without_request, setup,
 		        teardown),
+		cmocka_unit_test_setup_teardown(
+		        test_nsm_device_ends_enclave_on_two_requests_in_a_row, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
