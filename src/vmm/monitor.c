@@ -433,10 +433,13 @@ enum vmm_err monitor_create(struct monitor **out, const struct monitor_config *c
 		e = check_host(d);
 		cl_debug("host probe: %.1f ms", ms_since(&t0));
 	}
-	if (e)
+	if (e) {
+		nsm_state_free(cfg->nsm);
 		return e;
+	}
 	m = calloc(1, sizeof(*m));
 	if (!m) {
+		nsm_state_free(cfg->nsm);
 		cl_diag_set(d, "out of memory");
 		return VMM_ERR_INTERNAL;
 	}
@@ -450,6 +453,20 @@ enum vmm_err monitor_create(struct monitor **out, const struct monitor_config *c
 		m->vcpu[i].m = m;
 		m->vcpu[i].id = i;
 		m->vcpu[i].host_cpu = i < cfg->ncpus ? cfg->cpus[i] : -1;
+	}
+
+	if (cfg->nsm) {
+		m->nsm = calloc(1, sizeof(*m->nsm));
+		if (!m->nsm) {
+			nsm_state_free(cfg->nsm);
+			cl_diag_set(d, "out of memory");
+			e = VMM_ERR_INTERNAL;
+			goto fail;
+		}
+		virtio_nsm_init(m->nsm, cfg->nsm); /* owned by m->nsm from here */
+		e = add_virtio(m, &virtio_nsm_ops, m->nsm, d);
+		if (e)
+			goto fail;
 	}
 
 	e = vm_open(&m->vm, d);
@@ -466,19 +483,6 @@ enum vmm_err monitor_create(struct monitor **out, const struct monitor_config *c
 	if (e)
 		goto fail;
 	cl_debug("image loaded and parsed: %.1f ms", ms_since(&t0));
-
-	if (cfg->nsm) {
-		m->nsm = calloc(1, sizeof(*m->nsm));
-		if (!m->nsm) {
-			cl_diag_set(d, "out of memory");
-			e = VMM_ERR_INTERNAL;
-			goto fail;
-		}
-		m->nsm->state = cfg->nsm;
-		e = add_virtio(m, &virtio_nsm_ops, m->nsm, d);
-		if (e)
-			goto fail;
-	}
 
 	memset(&acfg, 0, sizeof(acfg));
 	acfg.ncpus = m->ncpus;
@@ -551,7 +555,10 @@ void monitor_destroy(struct monitor *m)
 		virtio_mmio_destroy(m->virtio[i]);
 		free(m->virtio[i]);
 	}
-	free(m->nsm);
+	if (m->nsm) {
+		virtio_nsm_destroy(m->nsm);
+		free(m->nsm);
+	}
 	if (m->serial_ready)
 		serial_destroy(&m->serial);
 	vm_close(&m->vm);

@@ -37,8 +37,8 @@ struct monitor_config {
 	bool debug_mode;
 	int console_fd; /* debug mode: where ttyS0 output goes; -1 for none */
 	bool skip_host_probe; /* trust /dev/kvm without timing a ring-0 loop first */
-	/* Optional: serve this NSM state as a virtio-nsm device (borrowed; must outlive the
-	 * monitor). NULL: no NSM device. */
+	/* Optional: serve this NSM state (from nsm_enclave_new) as a virtio-nsm device. The
+	 * monitor takes ownership, also when monitor_create fails. NULL: no NSM device. */
 	struct nsm_state *nsm;
 };
 
