@@ -64,6 +64,13 @@ else
 	fail "build"
 fi
 
+echo "== command-line tests"
+# Each tests/cli/test_* runs the built `cloister` against real files and sockets and prints TAP.
+for t in tests/cli/test_*; do
+	[ -x "$t" ] || continue
+	run_tap "cli/$(basename "$t")" env CLOISTER="$top/build/src/cli/cloister" timeout 300 "$t"
+done
+
 echo "== unit tests under ASan + UBSan"
 if build build-asan -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false \
 	-Dbuildtype=debug; then

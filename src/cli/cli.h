@@ -100,6 +100,9 @@ int cmd_describe_eif(int argc, char **argv);
 int cmd_pcr(int argc, char **argv);
 int cmd_sign_eif(int argc, char **argv);
 int cmd_parent_instance(int argc, char **argv);
+int cmd_vsock_forward(int argc, char **argv);
+int cmd_build_enclave(int argc, char **argv);
+int cmd_blobs(int argc, char **argv);
 int cmd_allocator(int argc, char **argv);
 int cmd_explain(int argc, char **argv);
 

@@ -12,12 +12,17 @@ struct subcommand {
 
 /* Keep in the order `cloister --help` should list them. */
 static const struct subcommand subcommands[] = {
+	{ "build-enclave", cmd_build_enclave,
+	  "Build an EIF from an OCI/Docker image archive or a directory (no Docker needed)" },
 	{ "build-eif", cmd_build_eif, "Build an Enclave Image File from a kernel and ramdisks" },
 	{ "describe-eif", cmd_describe_eif, "Show an EIF's version, measurements and metadata" },
 	{ "pcr", cmd_pcr, "Print the PCR of a file or the PCR8 of a signing certificate" },
 	{ "sign-eif", cmd_sign_eif, "Sign an EIF (adds or replaces its signature)" },
 	{ "parent-instance", cmd_parent_instance,
 	  "check this host's KVM; run a command in the parent instance" },
+	{ "vsock-forward", cmd_vsock_forward,
+	  "Forward a host TCP port to an enclave vsock port, or the reverse" },
+	{ "blobs", cmd_blobs, "Assemble the default enclave kernel blobs from a Debian kernel" },
 	{ "allocator", cmd_allocator,
 	  "Reserve the enclave CPU pool and hugepages (/etc/cloister/allocator.yaml)" },
 	{ "explain", cmd_explain, "Explain an error code (--error-code Exx)" },

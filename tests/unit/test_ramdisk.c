@@ -4,6 +4,7 @@
 #include <archive_entry.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <openssl/evp.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -468,6 +469,53 @@ static void test_ramdisk_decompresses_xz_modules(void **state)
 	free(dir);
 }
 
+/* extend(pcr, data) = SHA-384(pcr ‖ data), straight from OpenSSL. */
+static void extend(uint8_t pcr[48], const void *data, size_t len)
+{
+	uint8_t in[48 + 8192];
+	unsigned n = 0;
+
+	assert_true(len <= 8192);
+	memcpy(in, pcr, 48);
+	memcpy(in + 48, data, len);
+	assert_int_equal(EVP_Digest(in, 48 + len, pcr, &n, EVP_sha384(), NULL), 1);
+}
+
+static void test_ramdisk_measured_launch_pcr16_matches_spec(void **state)
+{
+	struct cl_diag d = { "" };
+	char *argv[] = { "/app", "-x" };
+	char *env[] = { "A=1" };
+	struct img_app app = { argv, 2, env, 1, "/w" };
+	uint8_t want[48] = { 0 }, got[48], big_want[48] = { 0 };
+	char big_arg[4500], chunk[4100];
+	char *big_argv[] = { big_arg };
+	struct img_app big = { big_argv, 1, NULL, 0, NULL };
+
+	(void)state;
+	extend(want, "cloister:cmd:/app\n-x\n", 21);
+	extend(want, "cloister:env:A=1\n", 17);
+	extend(want, "cloister:workdir:/w", 19);
+	assert_int_equal(img_measure_launch(&app, true, got, &d), IMAGE_OK);
+	assert_memory_equal(got, want, 48);
+	/* Without the workdir record the value differs. */
+	assert_int_equal(img_measure_launch(&app, false, got, &d), IMAGE_OK);
+	assert_memory_not_equal(got, want, 48);
+
+	/* A 4500-byte cmd file is two pieces, 4000 + 500; an empty env is one empty piece. */
+	memset(big_arg, 'a', sizeof(big_arg) - 1);
+	big_arg[sizeof(big_arg) - 1] = '\0';
+	memcpy(chunk, "cloister:cmd:", 13);
+	memset(chunk + 13, 'a', 4000);
+	extend(big_want, chunk, 13 + 4000);
+	memset(chunk + 13, 'a', 499);
+	chunk[13 + 499] = '\n';
+	extend(big_want, chunk, 13 + 500);
+	extend(big_want, "cloister:env:", 13);
+	assert_int_equal(img_measure_launch(&big, true, got, &d), IMAGE_OK);
+	assert_memory_equal(got, big_want, 48);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -482,6 +530,7 @@ int main(void)
 		cmocka_unit_test(test_ramdisk_customer_refuses_newlines_and_missing_command),
 		cmocka_unit_test(test_ramdisk_host_dir_keeps_symlinks_and_drops_owner),
 		cmocka_unit_test(test_ramdisk_decompresses_xz_modules),
+		cmocka_unit_test(test_ramdisk_measured_launch_pcr16_matches_spec),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -493,6 +494,84 @@ static void test_vsock_peer_vanishing_resets_only_its_connection(void **state)
 	fixture_free(f);
 }
 
+struct relay_args {
+	int a, b, rc;
+};
+
+static void *relay_thread(void *arg)
+{
+	struct relay_args *r = arg;
+
+	r->rc = vsock_relay(r->a, r->b, 4096);
+	return NULL;
+}
+
+static void test_vsock_relay_copies_both_ways_and_passes_half_close(void **state)
+{
+	static uint8_t big[300000], got[300000];
+	struct relay_args r;
+	pthread_t th;
+	int a[2], b[2];
+	size_t done = 0;
+	char c;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(big); i++)
+		big[i] = (uint8_t)(i * 7 + 3);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, a), 0);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, b), 0);
+	with_timeout(a[0]);
+	with_timeout(b[1]);
+	r.a = a[1];
+	r.b = b[0];
+	assert_int_equal(pthread_create(&th, NULL, relay_thread, &r), 0);
+
+	/* More than the relay buffer and the socket buffers: it must stream, not hold. */
+	assert_int_equal(write(b[1], "pong", 4), 4);
+	for (size_t off = 0; off < sizeof(big);) {
+		ssize_t n = write(a[0], big + off, sizeof(big) - off);
+
+		assert_true(n > 0);
+		off += (size_t)n;
+		while (done < off) {
+			ssize_t m = read(b[1], got + done, sizeof(got) - done);
+
+			assert_true(m > 0);
+			done += (size_t)m;
+		}
+	}
+	assert_memory_equal(big, got, sizeof(big));
+	assert_int_equal(read(a[0], &c, 1), 1);
+	assert_int_equal(c, 'p');
+
+	shutdown(a[0], SHUT_WR);
+	assert_int_equal(read(b[1], &c, 1), 0); /* the half-close arrived */
+	assert_int_equal(write(b[1], "z", 1), 1); /* the other direction still flows */
+	char rest[4] = { 0 };
+	assert_int_equal(read(a[0], rest, 3), 3);
+	assert_memory_equal(rest, "ong", 3);
+	assert_int_equal(read(a[0], &c, 1), 1);
+	assert_int_equal(c, 'z');
+	shutdown(b[1], SHUT_WR);
+	pthread_join(th, NULL);
+	assert_int_equal(r.rc, 0);
+	assert_int_equal(read(a[0], &c, 1), 0);
+	close(a[0]);
+	close(a[1]);
+	close(b[0]);
+	close(b[1]);
+}
+
+static void test_vsock_uds_path_convention(void **state)
+{
+	char p[64];
+
+	(void)state;
+	assert_int_equal(vsock_uds_path("/run/cloister", "i-00-enc1f", p, sizeof(p)), 0);
+	assert_string_equal(p, "/run/cloister/i-00-enc1f.vsock");
+	assert_int_equal(vsock_uds_path("/run/cloister", "i-00-enc1f", p, 10), -ENAMETOOLONG);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -510,6 +589,8 @@ int main(void)
 		cmocka_unit_test(test_vsock_spoofed_source_cid_is_ignored),
 		cmocka_unit_test(test_vsock_connection_limit_holds),
 		cmocka_unit_test(test_vsock_peer_vanishing_resets_only_its_connection),
+		cmocka_unit_test(test_vsock_relay_copies_both_ways_and_passes_half_close),
+		cmocka_unit_test(test_vsock_uds_path_convention),
 	};
 
 	return cmocka_run_group_tests_name("vsock", tests, NULL, NULL);

@@ -244,6 +244,17 @@ enum image_error img_customer_finish(struct img_tree *t, const struct img_app *a
                                      bool with_workdir, bool measure, struct cl_diag *d);
 
 /*
+ * The PCR 16 value cloister-init leaves after a measured launch of @app (docs/build-enclave.md,
+ * "Measured launch"): starting from 48 zero bytes, for each record (tag, bytes) in
+ * ("cloister:cmd:", the `cmd` file), ("cloister:env:", the `env` file) and, with
+ * @with_workdir and a working directory, ("cloister:workdir:", the directory) — the bytes are
+ * cut into pieces of at most 4000 (one empty piece for empty bytes) and each piece extends
+ * the PCR: PCR = SHA-384(PCR ‖ tag ‖ piece). IMAGE_ERR_NOMEM or IMAGE_ERR_FORMAT on failure.
+ */
+enum image_error img_measure_launch(const struct img_app *app, bool with_workdir, uint8_t pcr[48],
+                                    struct cl_diag *d);
+
+/*
  * Decompress a kernel module (.ko.xz, .ko.zst, .ko.gz or plain .ko) at @src into @dst,
  * written atomically. Uses libarchive's raw format, so any filter libarchive knows works.
  */

@@ -815,6 +815,9 @@ static enum image_error set_name(struct img_source *s, const char *tag)
 	char *tmp, *b;
 	size_t n;
 
+	/* A bare tag ("latest") names no image: use the file name below. */
+	if (tag && !strchr(tag, ':') && !strchr(tag, '/'))
+		tag = NULL;
 	if (tag) {
 		/* nitro-cli: ImageName = the docker URI before ':' (nitro-compat §1.6). */
 		const char *slash = strrchr(tag, '/');

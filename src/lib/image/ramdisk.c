@@ -6,6 +6,7 @@
 #include <archive_entry.h>
 #include <ctype.h>
 #include <dirent.h>
+#include <openssl/evp.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -295,13 +296,12 @@ enum image_error img_bootstrap_build(const struct img_blobs *b, struct img_tree 
 	return err;
 }
 
-/* One line per element, each ending in '\n'. */
-static enum image_error lines_file(struct img_tree *t, const char *name, char **v, size_t n,
-                                   struct cl_diag *d)
+/* The bytes of a one-element-per-line file, each line ending in '\n' (malloc'd). */
+static enum image_error join_lines(const char *name, char *const *v, size_t n, char **out,
+                                   size_t *out_len, struct cl_diag *d)
 {
 	size_t len = 0, off = 0;
 	char *buf;
-	enum image_error err;
 
 	for (size_t i = 0; i < n; i++) {
 		if (strchr(v[i], '\n')) {
@@ -324,8 +324,74 @@ static enum image_error lines_file(struct img_tree *t, const char *name, char **
 		buf[off + l] = '\n';
 		off += l + 1;
 	}
+	*out = buf;
+	*out_len = len;
+	return IMAGE_OK;
+}
+
+static enum image_error lines_file(struct img_tree *t, const char *name, char **v, size_t n,
+                                   struct cl_diag *d)
+{
+	char *buf;
+	size_t len;
+	enum image_error err = join_lines(name, v, n, &buf, &len, d);
+
+	if (err)
+		return err;
 	err = img_tree_add_file(t, name, 0644, buf, len, d);
 	free(buf);
+	return err;
+}
+
+/* Must match guest/init/init_parse.h INIT_MEASURE_CHUNK. */
+#define MEASURE_CHUNK 4000u
+
+static bool extend_record(EVP_MD_CTX *ctx, uint8_t pcr[48], const char *tag, const char *data,
+                          size_t len)
+{
+	size_t off = 0;
+
+	do {
+		size_t n = len - off < MEASURE_CHUNK ? len - off : MEASURE_CHUNK;
+		unsigned out = 0;
+
+		if (EVP_DigestInit_ex(ctx, EVP_sha384(), NULL) != 1 ||
+		    EVP_DigestUpdate(ctx, pcr, 48) != 1 ||
+		    EVP_DigestUpdate(ctx, tag, strlen(tag)) != 1 ||
+		    EVP_DigestUpdate(ctx, data + off, n) != 1 ||
+		    EVP_DigestFinal_ex(ctx, pcr, &out) != 1)
+			return false;
+		off += n;
+	} while (off < len);
+	return true;
+}
+
+enum image_error img_measure_launch(const struct img_app *app, bool with_workdir, uint8_t pcr[48],
+                                    struct cl_diag *d)
+{
+	char *cmd = NULL, *env = NULL;
+	size_t cmd_len, env_len;
+	EVP_MD_CTX *ctx = NULL;
+	enum image_error err;
+
+	memset(pcr, 0, 48);
+	err = join_lines("cmd", app->argv, app->argc, &cmd, &cmd_len, d);
+	if (!err)
+		err = join_lines("env", app->env, app->envc, &env, &env_len, d);
+	if (err)
+		goto out;
+	ctx = EVP_MD_CTX_new();
+	if (!ctx || !extend_record(ctx, pcr, "cloister:cmd:", cmd, cmd_len) ||
+	    !extend_record(ctx, pcr, "cloister:env:", env, env_len) ||
+	    (with_workdir && app->workdir && app->workdir[0] &&
+	     !extend_record(ctx, pcr, "cloister:workdir:", app->workdir, strlen(app->workdir)))) {
+		cl_diag_set(d, "SHA-384 failed computing the launch measurement");
+		err = IMAGE_ERR_NOMEM;
+	}
+out:
+	EVP_MD_CTX_free(ctx);
+	free(cmd);
+	free(env);
 	return err;
 }
 

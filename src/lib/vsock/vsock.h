@@ -132,7 +132,19 @@ bool vsock_engine_rx_pending(const struct vsock_engine *e);
  * length, or 0 if nothing is pending. Data is read from host sockets straight into @buf. */
 size_t vsock_engine_guest_rx(struct vsock_engine *e, uint8_t *buf, size_t cap);
 
-/* Open host-initiated connection count, for tests and describe. */
+/* Open connection count, for tests and describe. */
 unsigned vsock_engine_conn_count(const struct vsock_engine *e);
+
+/* Where an enclave's vsock socket lives: "<sockets_dir>/<enclave_id>.vsock" (docs/vsock.md).
+ * Returns 0, or -ENAMETOOLONG if it does not fit in @len bytes. */
+int vsock_uds_path(const char *sockets_dir, const char *enclave_id, char *out, size_t len);
+
+/*
+ * Copy bytes both ways between the connected stream sockets @a and @b until both directions
+ * have ended, passing each end-of-stream on as a half-close (shutdown SHUT_WR). Memory is one
+ * @bufsize buffer per direction; a stalled reader stalls only its own direction. Blocks the
+ * calling thread; does not close @a or @b. Returns 0, or -errno on a socket error.
+ */
+int vsock_relay(int a, int b, size_t bufsize);
 
 #endif

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Usage: tests/data/images/make-busybox-oci.sh OUT_DIR [EXIT_STATUS]
+# Builds a tiny linux/amd64 OCI image layout at OUT_DIR without Docker or any registry: one
+# layer with the static busybox (Debian's busybox-static) and its applet links, plus
+# /bin/hello, which greets, shows its environment and working directory, and exits with
+# EXIT_STATUS (default 0). Cmd ["/bin/hello"], Env PATH and GREETING, WorkingDir /srv.
+# Reproducible: fixed mtimes, owners and order, gzip without a name or time stamp.
+# Also writes OUT_DIR.tar (the same layout as an oci-archive).
+set -euo pipefail
+out=${1:?usage: $0 OUT_DIR [EXIT_STATUS]}
+status=${2:-0}
+busybox=$(command -v busybox || true)
+[ -n "$busybox" ] && file -L "$busybox" | grep -q 'statically linked' ||
+	busybox=/bin/busybox
+file -L "$busybox" | grep -q 'statically linked' || {
+	echo "need a static busybox (apt-get install busybox-static)" >&2
+	exit 1
+}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+root=$work/rootfs
+mkdir -p "$root/bin" "$root/srv" "$root/etc" "$root/tmp"
+chmod 1777 "$root/tmp"
+cp "$busybox" "$root/bin/busybox"
+for applet in sh echo cat ls env pwd sleep mount uname; do
+	ln -s busybox "$root/bin/$applet"
+done
+cat >"$root/bin/hello" <<SH
+#!/bin/sh
+echo "\$GREETING from the enclave: pid \$\$, cwd \$(pwd), kernel \$(uname -r)"
+env | sort
+exit $status
+SH
+chmod 0755 "$root/bin/hello"
+echo "root:x:0:0:root:/:/bin/sh" >"$root/etc/passwd"
+
+blob() { # FILE → prints "sha256:<hex> <size>" and moves FILE into the layout
+	local hex size
+	hex=$(sha256sum "$1" | cut -d' ' -f1)
+	size=$(stat -c %s "$1")
+	mv "$1" "$out/blobs/sha256/$hex"
+	echo "sha256:$hex $size"
+}
+
+rm -rf "$out"
+mkdir -p "$out/blobs/sha256"
+tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner --format=posix \
+	--pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime \
+	-C "$root" -cf "$work/layer.tar" .
+diff_id=sha256:$(sha256sum "$work/layer.tar" | cut -d' ' -f1)
+gzip -n -9 <"$work/layer.tar" >"$work/layer.tar.gz"
+read -r layer_digest layer_size < <(blob "$work/layer.tar.gz")
+
+printf '%s' '{"architecture":"amd64","os":"linux","config":{"Env":["PATH=/bin","GREETING=Hello"],"Cmd":["/bin/hello"],"WorkingDir":"/srv"},"rootfs":{"type":"layers","diff_ids":["'"$diff_id"'"]},"history":[{"created_by":"tests/data/images/make-busybox-oci.sh"}]}' >"$work/config.json"
+read -r config_digest config_size < <(blob "$work/config.json")
+
+printf '%s' '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"'"$config_digest"'","size":'"$config_size"'},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"'"$layer_digest"'","size":'"$layer_size"'}]}' >"$work/manifest.json"
+read -r manifest_digest manifest_size < <(blob "$work/manifest.json")
+
+printf '%s\n' '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"'"$manifest_digest"'","size":'"$manifest_size"',"annotations":{"org.opencontainers.image.ref.name":"latest"},"platform":{"architecture":"amd64","os":"linux"}}]}' >"$out/index.json"
+printf '%s' '{"imageLayoutVersion":"1.0.0"}' >"$out/oci-layout"
+tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C "$out" -cf "$out.tar" .
+echo "$out"
