@@ -105,5 +105,7 @@ int cmd_build_enclave(int argc, char **argv);
 int cmd_blobs(int argc, char **argv);
 int cmd_allocator(int argc, char **argv);
 int cmd_explain(int argc, char **argv);
+int cmd_ca(int argc, char **argv);
+int cmd_verify_attestation(int argc, char **argv);
 
 #endif

@@ -26,6 +26,9 @@ static const struct subcommand subcommands[] = {
 	{ "allocator", cmd_allocator,
 	  "Reserve the enclave CPU pool and hugepages (/etc/cloister/allocator.yaml)" },
 	{ "explain", cmd_explain, "Explain an error code (--error-code Exx)" },
+	{ "ca", cmd_ca, "create or show the host's attestation CA (init, show)" },
+	{ "verify-attestation", cmd_verify_attestation,
+	  "verify an NSM attestation document against a root certificate" },
 	{ NULL, NULL, NULL },
 };
 

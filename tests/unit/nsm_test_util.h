@@ -7,7 +7,9 @@
  * expected encodings are written out independently of src/lib/cose/cbor_writer.c) and a
  * throw-away P-384 key and self-signed certificate.
  */
+#include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <openssl/evp.h>
@@ -94,6 +96,20 @@ static inline size_t self_signed_der(EVP_PKEY *key, const char *cn, uint8_t **de
 	n = i2d_X509(x, der);
 	X509_free(x);
 	return n > 0 ? (size_t)n : 0;
+}
+
+static inline bool cl_hex_decode_for_test(const char *in, uint8_t *out, size_t len)
+{
+	if (strlen(in) != 2 * len)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned v;
+
+		if (sscanf(in + 2 * i, "%2x", &v) != 1)
+			return false;
+		out[i] = (uint8_t)v;
+	}
+	return true;
 }
 
 #endif
