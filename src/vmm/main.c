@@ -21,8 +21,8 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 	        "Usage: cloister-monitor --eif PATH --memory MiB (--cpu-ids LIST | --cpu-count N)\n"
-	        "                        [--cid N] [--debug-mode [--console PATH|-]] [--ready-fd "
-	        "N]\n"
+	        "                        [--cid N] [--debug-mode [--console PATH|-]]\n"
+	        "                        [--ready-fd N] [--enclave-id ID [--ca-dir DIR]]\n"
 	        "\n"
 	        "Runs one enclave: a KVM virtual machine booting the EIF's kernel with its vCPUs\n"
 	        "pinned to dedicated host CPUs and its memory in locked hugepages.\n"
@@ -37,6 +37,9 @@ static void usage(FILE *out)
 	        "                      enclave prints leaves it\n"
 	        "  --console PATH|-    debug mode: append the console to PATH, or stdout "
 	        "(default)\n"
+	        "  --enclave-id ID     give the enclave an NSM (virtio-nsm) with this module id;\n"
+	        "                      its certificate comes from the host CA (--ca-dir DIR,\n"
+	        "                      default $CLOISTER_CA_DIR or /etc/cloister/ca)\n"
 	        "  --ready-fd N        write \"ready\\n\" to fd N once the vCPUs run, then close "
 	        "it\n"
 	        "  --log-level LEVEL   error, warning, info (default) or debug\n"
@@ -115,6 +118,8 @@ int main(int argc, char **argv)
 		O_CMDLINE,
 		O_LOG,
 		O_NO_PROBE,
+		O_ENCLAVE_ID,
+		O_CA_DIR,
 		O_HELP,
 		O_VERSION
 	};
@@ -132,6 +137,8 @@ int main(int argc, char **argv)
 		{ "cmdline", required_argument, NULL, O_CMDLINE },
 		{ "log-level", required_argument, NULL, O_LOG },
 		{ "skip-host-probe", no_argument, NULL, O_NO_PROBE },
+		{ "enclave-id", required_argument, NULL, O_ENCLAVE_ID },
+		{ "ca-dir", required_argument, NULL, O_CA_DIR },
 		{ "help", no_argument, NULL, O_HELP },
 		{ "version", no_argument, NULL, O_VERSION },
 		{ NULL, 0, NULL, 0 },
@@ -200,6 +207,15 @@ int main(int argc, char **argv)
 			break;
 		case O_CMDLINE:
 			cfg.cmdline = optarg;
+			break;
+		case O_NO_PROBE:
+			cfg.skip_host_probe = true;
+			break;
+		case O_ENCLAVE_ID:
+			cfg.enclave_id = optarg;
+			break;
+		case O_CA_DIR:
+			cfg.ca_dir = optarg;
 			break;
 		case O_LOG:
 			if (!strcmp(optarg, "error"))

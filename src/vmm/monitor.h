@@ -37,7 +37,12 @@ struct monitor_config {
 	bool debug_mode;
 	int console_fd; /* debug mode: where ttyS0 output goes; -1 for none */
 	bool skip_host_probe; /* trust /dev/kvm without timing a ring-0 loop first */
-	/* Optional: serve this NSM state (from nsm_enclave_new) as a virtio-nsm device. The
+	/* Optional: give the enclave an NSM (virtio-nsm) whose module id is @enclave_id, with a
+	 * leaf key and certificate minted from the host CA in @ca_dir (NULL: the default) and the
+	 * EIF's measurements. EIF boots only. */
+	const char *enclave_id;
+	const char *ca_dir;
+	/* Optional, instead of @enclave_id: serve this NSM state (from nsm_enclave_new) as a virtio-nsm device. The
 	 * monitor takes ownership, also when monitor_create fails. NULL: no NSM device. */
 	struct nsm_state *nsm;
 };
