@@ -59,9 +59,16 @@ void nsm_lib_set_transport(nsm_transport_fn fn, void *opaque)
 	transport_opaque = fn ? opaque : NULL;
 }
 
+static const char *device_path = "/dev/nsm";
+
+void nsm_lib_set_device_path(const char *path)
+{
+	device_path = path ? path : "/dev/nsm";
+}
+
 API int32_t nsm_lib_init(void)
 {
-	int fd = open("/dev/nsm", O_RDWR | O_CLOEXEC);
+	int fd = open(device_path, O_RDWR | O_CLOEXEC);
 
 	return fd < 0 ? -1 : fd;
 }

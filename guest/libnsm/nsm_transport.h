@@ -26,4 +26,8 @@ typedef int (*nsm_transport_fn)(void *opaque, int32_t fd, const uint8_t *req, si
 /* Replace the transport for the whole process (NULL restores the ioctl). */
 void nsm_lib_set_transport(nsm_transport_fn fn, void *opaque);
 
+/* The device nsm_lib_init() opens (NULL restores /dev/nsm). For tests of programs that call
+ * nsm_lib_init() with a swapped transport. */
+void nsm_lib_set_device_path(const char *path);
+
 #endif

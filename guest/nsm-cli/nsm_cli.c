@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "nsm.h"
 
@@ -42,7 +43,7 @@ static void usage(FILE *out)
 	      out);
 }
 
-static int fail(ErrorCode rc, const char *what)
+static int report(ErrorCode rc, const char *what)
 {
 	fprintf(stderr, "nsm-cli: %s: %s\n", what,
 	        (unsigned)rc < sizeof(code_names) / sizeof(code_names[0]) ? code_names[rc]
@@ -54,6 +55,21 @@ static void print_hex(const uint8_t *p, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		printf("%02x", p[i]);
+}
+
+/* A JSON string body: the module id comes from the device, so escape what JSON requires. */
+static void print_json_string(const char *s)
+{
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\')
+			printf("\\%c", c);
+		else if (c < 0x20)
+			printf("\\u%04x", c);
+		else
+			putchar(c);
+	}
 }
 
 static int hexval(int c)
@@ -229,13 +245,13 @@ int main(int argc, char **argv)
 
 		rc = nsm_get_description(fd, &d);
 		if (rc) {
-			status = fail(rc, "describe-nsm");
+			status = report(rc, "describe-nsm");
 		} else {
 			printf("{\n  \"version_major\": %u,\n  \"version_minor\": %u,\n"
-			       "  \"version_patch\": %u,\n  \"module_id\": \"%s\",\n"
-			       "  \"max_pcrs\": %u,\n  \"locked_pcrs\": [",
-			       d.version_major, d.version_minor, d.version_patch,
-			       (const char *)d.module_id, d.max_pcrs);
+			       "  \"version_patch\": %u,\n  \"module_id\": \"",
+			       d.version_major, d.version_minor, d.version_patch);
+			print_json_string((const char *)d.module_id);
+			printf("\",\n  \"max_pcrs\": %u,\n  \"locked_pcrs\": [", d.max_pcrs);
 			for (uint32_t i = 0; i < d.locked_pcrs_len; i++)
 				printf("%s%u", i ? ", " : "", d.locked_pcrs[i]);
 			printf("],\n  \"digest\": \"%s\"\n}\n", d.digest == DIGEST_SHA256 ? "SHA256"
@@ -256,7 +272,7 @@ int main(int argc, char **argv)
 			rc = extend ? nsm_extend_pcr(fd, index, data, data_len, pcr, &len)
 			            : nsm_describe_pcr(fd, index, &lock, pcr, &len);
 			if (rc) {
-				status = fail(rc, cmd);
+				status = report(rc, cmd);
 			} else {
 				printf("{\n  \"index\": %u,\n", index);
 				if (!extend)
@@ -271,14 +287,14 @@ int main(int argc, char **argv)
 		if (!have_index)
 			fprintf(stderr, "nsm-cli: lock-pcr needs --index N\n");
 		else if ((rc = nsm_lock_pcr(fd, index)))
-			status = fail(rc, cmd);
+			status = report(rc, cmd);
 		else
 			status = 0;
 	} else if (!strcmp(cmd, "lock-pcrs")) {
 		if (!have_range)
 			fprintf(stderr, "nsm-cli: lock-pcrs needs --range N\n");
 		else if ((rc = nsm_lock_pcrs(fd, range)))
-			status = fail(rc, cmd);
+			status = report(rc, cmd);
 		else
 			status = 0;
 	} else if (!strcmp(cmd, "random")) {
@@ -287,7 +303,7 @@ int main(int argc, char **argv)
 
 		rc = nsm_get_random(fd, buf, &len);
 		if (rc) {
-			status = fail(rc, cmd);
+			status = report(rc, cmd);
 		} else {
 			printf("{\n  \"random\": \"");
 			print_hex(buf, len);
@@ -299,10 +315,17 @@ int main(int argc, char **argv)
 		uint32_t len = sizeof(doc);
 		FILE *f;
 
+		if (!output && isatty(STDOUT_FILENO)) {
+			fprintf(stderr,
+			        "nsm-cli: the document is binary CBOR; use --output FILE or "
+			        "redirect stdout\n");
+			nsm_lib_exit(fd);
+			goto out;
+		}
 		rc = nsm_get_attestation_doc(fd, ud, ud_len, nonce, nonce_len, pk, pk_len, doc,
 		                             &len);
 		if (rc) {
-			status = fail(rc, cmd);
+			status = report(rc, cmd);
 		} else {
 			f = output ? fopen(output, "wb") : stdout;
 			if (!f || fwrite(doc, 1, len, f) != len || (output && fclose(f) != 0)) {

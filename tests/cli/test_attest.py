@@ -57,6 +57,11 @@ with tempfile.TemporaryDirectory() as tmp:
     check("JSON names the module id",
           summary.get("ModuleId") == "i-0936512d5ae6ee91a-enc01823bcde8eb8a8a", out)
     check("JSON lists 16 PCRs", len(summary.get("PCRs", {})) == 16, out)
+    rc, out, err = verify("--at-time", "1770065027", "--nonce",
+                          "0123456789abcdef0123456789abcdef01234567",
+                          doc=os.path.join(DATA, "aws-2026-02-02-indefinite.cbor"))
+    check("recent AWS document (indefinite map) verifies", rc == 0
+          and json.loads(out)["ModuleId"] == "i-0340e0cb833504eb6-enc019c12d31f78864d", err)
     rc, out, err = verify()
     check("expired AWS chain exits 5", rc == 5 and json.loads(out)["Valid"] is False, err)
     rc, out, err = verify("--at-time", AT, "--nonce", "00")

@@ -500,6 +500,47 @@ static void test_attest_verifies_real_aws_document(void **state)
 	free(root);
 }
 
+/* A recent production (non-debug) AWS document: indefinite-length payload map (BF … FF). */
+static void test_attest_verifies_real_aws_document_with_indefinite_map(void **state)
+{
+	uint8_t *doc = NULL, *root = NULL;
+	size_t doc_len = 0, root_len = 0;
+	struct attest_expect exp;
+	struct attest_doc parsed;
+	struct cl_diag d = { "" };
+	/* Read off the sample bytes with a separate python byte search; the first 32 bytes of
+	 * PCR1 also match the value its publisher lists next to it. */
+	uint8_t pcr1[48], nonce[20];
+
+	(void)state;
+	assert_true(
+	        cl_hex_decode_for_test("4b4d5b3661b3efc12920900c80e126e4ce783c522de6c02a2a5bf7af"
+	                               "3a2b9327b86776f188e4be1c1c404a129dbda493",
+	                               pcr1, 48));
+	assert_true(cl_hex_decode_for_test("0123456789abcdef0123456789abcdef01234567", nonce, 20));
+	assert_int_equal(cl_file_read_all(TEST_DATA_DIR "/attest/aws-2026-02-02-indefinite.cbor",
+	                                  65536, &doc, &doc_len, NULL),
+	                 0);
+	assert_int_equal(doc[10], 0xbf); /* the payload map is indefinite */
+	assert_int_equal(cl_file_read_all(TEST_DATA_DIR "/attest/aws-nitro-root.pem", 65536, &root,
+	                                  &root_len, NULL),
+	                 0);
+	memset(&exp, 0, sizeof(exp));
+	exp.at_time = 1770065027;
+	exp.pcr[1] = pcr1;
+	exp.pcr_len[1] = 48;
+	exp.nonce = nonce;
+	exp.nonce_len = 20;
+	exp.public_key = (const uint8_t *)"dummy";
+	exp.public_key_len = 5;
+	assert_int_equal(attest_verify(doc, doc_len, root, root_len, &exp, &parsed, &d), ATTEST_OK);
+	assert_string_equal(parsed.module_id, "i-0340e0cb833504eb6-enc019c12d31f78864d");
+	assert_int_equal(parsed.user_data.len, 68);
+	attest_doc_free(&parsed);
+	free(doc);
+	free(root);
+}
+
 static void test_attest_ca_dir_precedence(void **state)
 {
 	(void)state;
@@ -589,6 +630,10 @@ static void test_attest_nsm_enclave_new_end_to_end(void **state)
 	nsm_state_free(b);
 	cfg.meas = NULL;
 	assert_int_equal(nsm_enclave_new(&cfg, &a, &d), NSM_ERR_CONFIG);
+	cfg.meas = &meas;
+	cfg.module_id = "i-0123456789abcdef0-enc0123456789abcdef-and-far-too-long-for-a-cn-x";
+	assert_int_equal(nsm_enclave_new(&cfg, &a, &d), NSM_ERR_CONFIG);
+	assert_non_null(strstr(d.msg, "1..64"));
 	rm_ca(sub);
 	rmdir(dir);
 }
@@ -607,6 +652,7 @@ int main(void)
 		T(test_attest_payload_schema),
 		T(test_attest_verify_rejects_garbage_and_truncation),
 		cmocka_unit_test(test_attest_verifies_real_aws_document),
+		cmocka_unit_test(test_attest_verifies_real_aws_document_with_indefinite_map),
 		cmocka_unit_test(test_attest_ca_dir_precedence),
 		cmocka_unit_test(test_attest_ca_ensure_creates_once),
 		cmocka_unit_test(test_attest_nsm_enclave_new_end_to_end),

@@ -590,6 +590,21 @@ int pool_grants_list(struct pool *p, struct pool_grant **out, size_t *n, size_t 
 		size_t l = strlen(e->d_name);
 		struct pool_grant g;
 
+		const char *tmp = strstr(e->d_name, ".grant.tmp.");
+
+		/* A writer that died between creating its temporary file and renaming it leaves
+		 * "<slot>.grant.tmp.<pid>" behind; remove it once that pid is gone. */
+		if (tmp) {
+			unsigned long long wpid;
+			uint64_t st;
+
+			if (!pool_parse_u64(tmp + 11, &wpid) && wpid <= INT_MAX &&
+			    pool_process_start_time((pid_t)wpid, &st) == POOL_ERR_NOT_FOUND) {
+				snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+				unlink(path);
+			}
+			continue;
+		}
 		if (l < 7 || strcmp(e->d_name + l - 6, ".grant"))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);

@@ -1,0 +1,118 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+#include "vmm/arch/x86_64/cpu.h"
+#include "vmm/arch/x86_64/layout.h"
+
+#define CPUID_1_ECX_HYPERVISOR (1u << 31)
+#define CPUID_1_EDX_HTT (1u << 28)
+
+enum vmm_err cpu_set_cpuid(const struct vm *vm, int vcpu_fd, unsigned id, unsigned ncpus,
+                           struct cl_diag *d)
+{
+	size_t sz = sizeof(*vm->cpuid) + vm->cpuid->nent * sizeof(vm->cpuid->entries[0]);
+	struct kvm_cpuid2 *c = malloc(sz);
+	int rc;
+
+	if (!c) {
+		cl_diag_set(d, "out of memory");
+		return VMM_ERR_INTERNAL;
+	}
+	memcpy(c, vm->cpuid, sz);
+	for (uint32_t i = 0; i < c->nent; i++) {
+		struct kvm_cpuid_entry2 *e = &c->entries[i];
+
+		switch (e->function) {
+		case 1:
+			e->ebx = (e->ebx & 0x0000ffffu) | (id << 24) | ((ncpus & 0xff) << 16);
+			e->ecx |= CPUID_1_ECX_HYPERVISOR;
+			if (ncpus > 1)
+				e->edx |= CPUID_1_EDX_HTT;
+			else
+				e->edx &= ~CPUID_1_EDX_HTT;
+			break;
+		case 0xb:
+		case 0x1f:
+			e->edx = id;
+			break;
+		case 0x8000001e:
+			e->eax = id;
+			break;
+		default:
+			break;
+		}
+	}
+	rc = ioctl(vcpu_fd, KVM_SET_CPUID2, c);
+	free(c);
+	if (rc < 0) {
+		cl_diag_set(d, "KVM_SET_CPUID2 for vCPU %u: %s", id, strerror(errno));
+		return VMM_ERR_INTERNAL;
+	}
+	return VMM_OK;
+}
+
+static void seg_flat(struct kvm_segment *s, uint16_t sel, uint8_t type, bool code64)
+{
+	memset(s, 0, sizeof(*s));
+	s->base = 0;
+	s->limit = 0xffffffff;
+	s->selector = sel;
+	s->type = type;
+	s->present = 1;
+	s->s = 1;
+	s->g = 1;
+	s->l = code64;
+	s->db = !code64;
+}
+
+enum vmm_err cpu_set_boot_state(int vcpu_fd, const struct boot_layout *bl, struct cl_diag *d)
+{
+	struct kvm_sregs sregs;
+	struct kvm_regs regs;
+	struct kvm_fpu fpu;
+
+	if (ioctl(vcpu_fd, KVM_GET_SREGS, &sregs) < 0)
+		goto fail;
+	seg_flat(&sregs.cs, LAYOUT_GDT_CODE64_SEL, 0xb, true); /* execute/read, accessed */
+	seg_flat(&sregs.ds, LAYOUT_GDT_DATA_SEL, 0x3, false); /* read/write, accessed */
+	sregs.es = sregs.fs = sregs.gs = sregs.ss = sregs.ds;
+	sregs.gdt.base = LAYOUT_GDT_ADDR;
+	sregs.gdt.limit = 4 * 8 - 1;
+	sregs.idt.base = 0;
+	sregs.idt.limit = 0;
+	/* A usable TSS and LDT, as VMX insists on. */
+	memset(&sregs.tr, 0, sizeof(sregs.tr));
+	sregs.tr.limit = 0xffff;
+	sregs.tr.type = 0xb;
+	sregs.tr.present = 1;
+	memset(&sregs.ldt, 0, sizeof(sregs.ldt));
+	sregs.ldt.limit = 0xffff;
+	sregs.ldt.type = 0x2;
+	sregs.ldt.present = 1;
+	sregs.cr0 = 0x80000033; /* PG | NE | ET | MP | PE */
+	sregs.cr3 = bl->pml4;
+	sregs.cr4 = 0x20; /* PAE */
+	sregs.efer = 0x500; /* LMA | LME */
+	if (ioctl(vcpu_fd, KVM_SET_SREGS, &sregs) < 0)
+		goto fail;
+
+	memset(&regs, 0, sizeof(regs));
+	regs.rip = bl->entry;
+	regs.rsi = bl->zero_page;
+	regs.rflags = 0x2;
+	if (ioctl(vcpu_fd, KVM_SET_REGS, &regs) < 0)
+		goto fail;
+
+	memset(&fpu, 0, sizeof(fpu));
+	fpu.fcw = 0x37f;
+	fpu.mxcsr = 0x1f80;
+	if (ioctl(vcpu_fd, KVM_SET_FPU, &fpu) < 0)
+		goto fail;
+	return VMM_OK;
+fail:
+	cl_diag_set(d, "setting the boot vCPU's registers: %s", strerror(errno));
+	return VMM_ERR_INTERNAL;
+}

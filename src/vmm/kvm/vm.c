@@ -1,0 +1,260 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <linux/mman.h>
+
+#include "vmm/arch/x86_64/layout.h"
+#include "vmm/kvm/vm.h"
+
+#define MiB (1024ULL * 1024)
+#define GiB (1024ULL * MiB)
+
+const char *vmm_strerror(enum vmm_err e)
+{
+	switch (e) {
+	case VMM_OK:
+		return "success";
+	case VMM_ERR_USAGE:
+		return "invalid configuration";
+	case VMM_ERR_HOST:
+		return "this host cannot run enclaves";
+	case VMM_ERR_MEMORY:
+		return "enclave memory could not be allocated";
+	case VMM_ERR_IMAGE:
+		return "the enclave image cannot be booted";
+	case VMM_ERR_CPU:
+		return "the CPU grant cannot be honoured";
+	case VMM_ERR_INTERNAL:
+		return "internal monitor error";
+	}
+	return "unknown monitor error";
+}
+
+void vm_init(struct vm *vm)
+{
+	memset(vm, 0, sizeof(*vm));
+	vm->kvm_fd = -1;
+	vm->vm_fd = -1;
+}
+
+enum vmm_err vm_open(struct vm *vm, struct cl_diag *d)
+{
+	static const struct {
+		int cap;
+		const char *name;
+	} caps[] = {
+		{ KVM_CAP_IRQCHIP, "KVM_CAP_IRQCHIP" },
+		{ KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY" },
+		{ KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT" },
+		{ KVM_CAP_EXT_CPUID, "KVM_CAP_EXT_CPUID" },
+		{ KVM_CAP_SET_TSS_ADDR, "KVM_CAP_SET_TSS_ADDR" },
+	};
+	int n = 64, api;
+
+	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (vm->kvm_fd < 0) {
+		cl_diag_set(d,
+		            "cannot open /dev/kvm: %s; load kvm-intel or kvm-amd and give this "
+		            "user access to /dev/kvm",
+		            strerror(errno));
+		return VMM_ERR_HOST;
+	}
+	api = ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0);
+	if (api != KVM_API_VERSION) {
+		cl_diag_set(d, "/dev/kvm speaks API version %d, expected %d", api, KVM_API_VERSION);
+		goto fail_host;
+	}
+	for (size_t i = 0; i < sizeof(caps) / sizeof(caps[0]); i++)
+		if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, caps[i].cap) <= 0) {
+			cl_diag_set(d, "KVM lacks %s, which the monitor needs", caps[i].name);
+			goto fail_host;
+		}
+	vm->run_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	if (vm->run_size < (int)sizeof(struct kvm_run)) {
+		cl_diag_set(d, "KVM_GET_VCPU_MMAP_SIZE: %s", strerror(errno));
+		goto fail_internal;
+	}
+	/* The table size is not known in advance: grow until KVM stops saying E2BIG. */
+	for (;;) {
+		free(vm->cpuid);
+		vm->cpuid = calloc(1,
+		                   sizeof(*vm->cpuid) + (size_t)n * sizeof(vm->cpuid->entries[0]));
+		if (!vm->cpuid) {
+			cl_diag_set(d, "out of memory");
+			goto fail_internal;
+		}
+		vm->cpuid->nent = (uint32_t)n;
+		if (ioctl(vm->kvm_fd, KVM_GET_SUPPORTED_CPUID, vm->cpuid) == 0)
+			break;
+		if (errno != E2BIG || n >= 4096) {
+			cl_diag_set(d, "KVM_GET_SUPPORTED_CPUID: %s", strerror(errno));
+			goto fail_internal;
+		}
+		n *= 2;
+	}
+
+	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+	if (vm->vm_fd < 0) {
+		cl_diag_set(d, "KVM_CREATE_VM: %s", strerror(errno));
+		goto fail_host;
+	}
+	if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, (unsigned long)LAYOUT_KVM_TSS_ADDR) < 0) {
+		cl_diag_set(d, "KVM_SET_TSS_ADDR: %s", strerror(errno));
+		goto fail_internal;
+	}
+	{
+		uint64_t idmap = LAYOUT_KVM_IDENTITY_MAP_ADDR;
+
+		if (ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &idmap) < 0) {
+			cl_diag_set(d, "KVM_SET_IDENTITY_MAP_ADDR: %s", strerror(errno));
+			goto fail_internal;
+		}
+	}
+	/* In-kernel PIC + IOAPIC + LAPICs: INIT/SIPI for SMP and interrupt delivery need no
+	 * exits to the monitor. */
+	if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0) {
+		cl_diag_set(d, "KVM_CREATE_IRQCHIP: %s", strerror(errno));
+		goto fail_internal;
+	}
+	return VMM_OK;
+
+fail_host:
+	vm_close(vm);
+	return VMM_ERR_HOST;
+fail_internal:
+	vm_close(vm);
+	return VMM_ERR_INTERNAL;
+}
+
+static long read_long(const char *path)
+{
+	FILE *f = fopen(path, "re");
+	long v = -1;
+
+	if (!f)
+		return -1;
+	if (fscanf(f, "%ld", &v) != 1)
+		v = -1;
+	fclose(f);
+	return v;
+}
+
+static void explain_hugepages(uint64_t size, struct cl_diag *d)
+{
+	long total = read_long("/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages");
+	long avail = read_long("/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages");
+	long need = (long)(size / (2 * MiB));
+
+	if (total < 0 || avail < 0) {
+		cl_diag_set(d,
+		            "cannot map %llu MiB of 2 MiB hugepages and the kernel has no "
+		            "hugetlbfs support (no /sys/kernel/mm/hugepages/hugepages-2048kB)",
+		            (unsigned long long)(size / MiB));
+		return;
+	}
+	cl_diag_set(d,
+	            "cannot map %llu MiB of hugepages: need %ld more 2 MiB hugepages (%ld free "
+	            "of %ld); run: echo %ld > /proc/sys/vm/nr_hugepages",
+	            (unsigned long long)(size / MiB), need > avail ? need - avail : 0, avail, total,
+	            total + (need > avail ? need - avail : 0));
+}
+
+static void *map_huge(uint64_t size, uint64_t page)
+{
+	int shift = page == GiB ? MAP_HUGE_1GB : MAP_HUGE_2MB;
+	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+	               MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | shift | MAP_POPULATE, -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+static int set_slot(struct vm *vm, uint32_t slot, uint64_t gpa, uint64_t size, void *host)
+{
+	struct kvm_userspace_memory_region r = {
+		.slot = slot,
+		.guest_phys_addr = gpa,
+		.memory_size = size,
+		.userspace_addr = (uintptr_t)host,
+	};
+
+	return ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r);
+}
+
+enum vmm_err vm_ram_alloc(struct vm *vm, uint64_t size, struct cl_diag *d)
+{
+	void *p = NULL;
+
+	if (size == 0 || size % (2 * MiB)) {
+		cl_diag_set(d, "memory %llu bytes is not a multiple of 2 MiB",
+		            (unsigned long long)size);
+		return VMM_ERR_USAGE;
+	}
+	if (size % GiB == 0) {
+		p = map_huge(size, GiB);
+		if (p)
+			vm->page_size = GiB;
+	}
+	if (!p) {
+		p = map_huge(size, 2 * MiB);
+		if (!p) {
+			int err = errno;
+
+			if (err == ENOMEM || err == EINVAL)
+				explain_hugepages(size, d);
+			else
+				cl_diag_set(d, "mmap of %llu MiB hugepages: %s",
+				            (unsigned long long)(size / MiB), strerror(err));
+			return VMM_ERR_MEMORY;
+		}
+		vm->page_size = 2 * MiB;
+	}
+	vm->ram = p;
+	vm->ram_size = size;
+	if (mlock(p, size) < 0) {
+		cl_diag_set(d,
+		            "cannot lock %llu MiB of enclave memory: %s; raise the locked-memory "
+		            "limit (ulimit -l) or run with CAP_IPC_LOCK",
+		            (unsigned long long)(size / MiB), strerror(errno));
+		return VMM_ERR_MEMORY;
+	}
+	vm->low_ram = size < LAYOUT_LOW_RAM_MAX ? size : LAYOUT_LOW_RAM_MAX;
+	vm->high_ram = size - vm->low_ram;
+	if (set_slot(vm, 0, 0, vm->low_ram, p) < 0 ||
+	    (vm->high_ram &&
+	     set_slot(vm, 1, LAYOUT_HIGH_RAM_ADDR, vm->high_ram, vm->ram + vm->low_ram) < 0)) {
+		cl_diag_set(d, "KVM_SET_USER_MEMORY_REGION: %s", strerror(errno));
+		return VMM_ERR_INTERNAL;
+	}
+	gpa_add_region(&vm->mem, 0, vm->low_ram, vm->ram);
+	if (vm->high_ram)
+		gpa_add_region(&vm->mem, LAYOUT_HIGH_RAM_ADDR, vm->high_ram, vm->ram + vm->low_ram);
+	return VMM_OK;
+}
+
+void vm_irq_pulse(struct vm *vm, unsigned irq)
+{
+	struct kvm_irq_level l = { .irq = irq, .level = 1 };
+
+	ioctl(vm->vm_fd, KVM_IRQ_LINE, &l);
+	l.level = 0;
+	ioctl(vm->vm_fd, KVM_IRQ_LINE, &l);
+}
+
+void vm_close(struct vm *vm)
+{
+	if (vm->vm_fd >= 0)
+		close(vm->vm_fd);
+	if (vm->ram)
+		munmap(vm->ram, vm->ram_size);
+	if (vm->kvm_fd >= 0)
+		close(vm->kvm_fd);
+	free(vm->cpuid);
+	vm_init(vm);
+}

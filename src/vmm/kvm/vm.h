@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef CLOISTER_VMM_VM_H
+#define CLOISTER_VMM_VM_H
+
+/*
+ * One KVM virtual machine: the /dev/kvm and VM file descriptors, the in-kernel irqchip and the
+ * guest RAM (hugetlbfs-backed, pre-faulted, locked) registered as memory slots. The guest-physical
+ * view of RAM is vm->mem, which every guest access goes through (kvm/gpa.h).
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <linux/kvm.h>
+
+#include "cloister/diag.h"
+#include "vmm/kvm/gpa.h"
+
+enum vmm_err {
+	VMM_OK = 0,
+	VMM_ERR_USAGE, /* a configuration value is invalid */
+	VMM_ERR_HOST, /* the host cannot run enclaves (KVM missing or unsuitable) */
+	VMM_ERR_MEMORY, /* hugepage memory could not be allocated or locked */
+	VMM_ERR_IMAGE, /* the EIF is unreadable, malformed or does not fit */
+	VMM_ERR_CPU, /* the CPU grant cannot be honoured */
+	VMM_ERR_INTERNAL, /* a KVM or system call failed unexpectedly */
+};
+
+const char *vmm_strerror(enum vmm_err e);
+
+struct vm {
+	int kvm_fd;
+	int vm_fd;
+	int run_size; /* mmap size of struct kvm_run */
+	struct kvm_cpuid2 *cpuid; /* KVM_GET_SUPPORTED_CPUID, malloc'd */
+	uint8_t *ram;
+	uint64_t ram_size;
+	uint64_t page_size;
+	uint64_t low_ram; /* bytes mapped at guest-physical 0 */
+	uint64_t high_ram; /* bytes mapped at 4 GiB */
+	struct gpa_space mem;
+};
+
+/* Open /dev/kvm, check the capabilities the monitor relies on, create the VM with its
+ * in-kernel irqchip. On failure everything opened is closed again and @d says why. */
+enum vmm_err vm_open(struct vm *vm, struct cl_diag *d);
+
+/*
+ * Allocate @size bytes of guest RAM (a multiple of 2 MiB) from hugetlbfs: 1 GiB pages when the
+ * size allows and they are available, else 2 MiB pages; pre-faulted and mlock'd; registered as
+ * KVM memory slots (below LAYOUT_LOW_RAM_MAX at 0, the rest at 4 GiB).
+ */
+enum vmm_err vm_ram_alloc(struct vm *vm, uint64_t size, struct cl_diag *d);
+
+/* Pulse an edge on IOAPIC pin @irq. */
+void vm_irq_pulse(struct vm *vm, unsigned irq);
+
+/* Release everything vm_open/vm_ram_alloc took; safe on a partly set-up or zeroed vm
+ * (fds < 0 are skipped: initialise with vm_init first). */
+void vm_init(struct vm *vm);
+void vm_close(struct vm *vm);
+
+#endif

@@ -1,0 +1,117 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The monitor's main thread: start the vCPUs, then wait in one poll() for the guest's end or a
+ * termination signal (later also the vsock/NSM backends' fds), then stop and join everything. */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "lib/util/log.h"
+#include "vmm/monitor_priv.h"
+
+/* The signal that knocks a vCPU thread out of KVM_RUN. Its handler does nothing: the point is
+ * the EINTR. A process-wide setting, installed once by monitor_start. */
+#define KICK_SIGNAL (SIGRTMIN)
+
+static void kick_handler(int sig)
+{
+	(void)sig;
+}
+
+void vcpu_kick_all(struct monitor *m)
+{
+	pthread_t self = pthread_self();
+
+	for (unsigned i = 0; i < m->ncpus; i++) {
+		struct vcpu *v = &m->vcpu[i];
+
+		if (v->run)
+			__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_RELEASE);
+		if (__atomic_load_n(&v->thread_started, __ATOMIC_ACQUIRE) &&
+		    !pthread_equal(v->thread, self))
+			pthread_kill(v->thread, KICK_SIGNAL);
+	}
+}
+
+void monitor_stop(struct monitor *m, enum monitor_end reason, const char *fmt, ...)
+{
+	uint64_t one = 1;
+	va_list ap;
+	bool first = false;
+
+	pthread_mutex_lock(&m->end_lock);
+	if (m->end == MONITOR_END_NONE) {
+		va_start(ap, fmt);
+		vsnprintf(m->why, sizeof(m->why), fmt, ap);
+		va_end(ap);
+		__atomic_store_n(&m->end, reason, __ATOMIC_RELEASE);
+		first = true;
+	}
+	pthread_mutex_unlock(&m->end_lock);
+	if (!first)
+		return;
+	if (m->end_fd >= 0)
+		(void)!write(m->end_fd, &one, sizeof(one));
+	vcpu_kick_all(m);
+}
+
+enum vmm_err monitor_start(struct monitor *m, struct cl_diag *d)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = kick_handler;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(KICK_SIGNAL, &sa, NULL) < 0) {
+		cl_diag_set(d, "sigaction: %s", strerror(errno));
+		return VMM_ERR_INTERNAL;
+	}
+	for (unsigned i = 0; i < m->ncpus; i++) {
+		struct vcpu *v = &m->vcpu[i];
+		int rc = pthread_create(&v->thread, NULL, vcpu_thread, v);
+
+		if (rc != 0) {
+			cl_diag_set(d, "cannot start vCPU thread %u: %s", i, strerror(rc));
+			monitor_stop(m, MONITOR_END_MONITOR_ERROR, "vCPU thread %u failed to start",
+			             i);
+			return VMM_ERR_INTERNAL; /* monitor_destroy joins the others */
+		}
+		__atomic_store_n(&v->thread_started, true, __ATOMIC_RELEASE);
+	}
+	return VMM_OK;
+}
+
+enum monitor_end monitor_wait(struct monitor *m, int sigfd, char *why, size_t why_len)
+{
+	while (__atomic_load_n(&m->end, __ATOMIC_ACQUIRE) == MONITOR_END_NONE) {
+		struct pollfd p[2] = { { .fd = m->end_fd, .events = POLLIN },
+			               { .fd = sigfd, .events = POLLIN } };
+		int n = poll(p, sigfd >= 0 ? 2 : 1, -1);
+
+		if (n < 0 && errno != EINTR) {
+			monitor_stop(m, MONITOR_END_MONITOR_ERROR, "poll: %s", strerror(errno));
+			break;
+		}
+		if (n > 0 && sigfd >= 0 && (p[1].revents & POLLIN)) {
+			struct signalfd_siginfo si;
+
+			if (read(sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+				monitor_stop(m, MONITOR_END_TERMINATED, "terminated by signal %s",
+				             strsignal((int)si.ssi_signo));
+		}
+	}
+	/* A thread created after the first kick may have missed it: kick again, then join. */
+	vcpu_kick_all(m);
+	for (unsigned i = 0; i < m->ncpus; i++)
+		if (m->vcpu[i].thread_started)
+			pthread_join(m->vcpu[i].thread, NULL);
+	m->joined = true;
+	serial_flush(&m->serial);
+	if (why)
+		snprintf(why, why_len, "%s", m->why);
+	return m->end;
+}

@@ -1,0 +1,496 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cloister/eif.h"
+#include "lib/platform/kvm_probe.h"
+#include "lib/util/file.h"
+#include "lib/util/log.h"
+#include "vmm/arch/x86_64/acpi.h"
+#include "vmm/arch/x86_64/cpu.h"
+#include "vmm/arch/x86_64/layout.h"
+#include "vmm/monitor_priv.h"
+
+#define MiB (1024ULL * 1024)
+
+const char *monitor_end_name(enum monitor_end e)
+{
+	switch (e) {
+	case MONITOR_END_NONE:
+		return "running";
+	case MONITOR_END_POWEROFF:
+		return "poweroff";
+	case MONITOR_END_REBOOT:
+		return "reboot";
+	case MONITOR_END_TRIPLE_FAULT:
+		return "triple-fault";
+	case MONITOR_END_KVM_ERROR:
+		return "kvm-error";
+	case MONITOR_END_GUEST_VIOLATION:
+		return "guest-violation";
+	case MONITOR_END_TERMINATED:
+		return "terminated";
+	case MONITOR_END_MONITOR_ERROR:
+		return "monitor-error";
+	}
+	return "unknown";
+}
+
+int monitor_exit_for_end(enum monitor_end e)
+{
+	switch (e) {
+	case MONITOR_END_POWEROFF:
+		return MONITOR_EXIT_POWEROFF;
+	case MONITOR_END_REBOOT:
+		return MONITOR_EXIT_REBOOT;
+	case MONITOR_END_TRIPLE_FAULT:
+		return MONITOR_EXIT_TRIPLE_FAULT;
+	case MONITOR_END_KVM_ERROR:
+		return MONITOR_EXIT_KVM_ERROR;
+	case MONITOR_END_GUEST_VIOLATION:
+		return MONITOR_EXIT_GUEST_VIOLATION;
+	case MONITOR_END_TERMINATED:
+		return MONITOR_EXIT_TERMINATED;
+	case MONITOR_END_NONE:
+	case MONITOR_END_MONITOR_ERROR:
+		break;
+	}
+	return MONITOR_EXIT_RUN_ERROR;
+}
+
+int monitor_exit_for_err(enum vmm_err e)
+{
+	switch (e) {
+	case VMM_OK:
+		return MONITOR_EXIT_POWEROFF;
+	case VMM_ERR_USAGE:
+		return MONITOR_EXIT_USAGE;
+	case VMM_ERR_HOST:
+		return MONITOR_EXIT_HOST;
+	case VMM_ERR_MEMORY:
+		return MONITOR_EXIT_MEMORY;
+	case VMM_ERR_IMAGE:
+		return MONITOR_EXIT_IMAGE;
+	case VMM_ERR_CPU:
+		return MONITOR_EXIT_CPU;
+	case VMM_ERR_INTERNAL:
+		break;
+	}
+	return MONITOR_EXIT_SETUP_FAILED;
+}
+
+const struct gpa_space *monitor_memory(const struct monitor *m)
+{
+	return &m->vm.mem;
+}
+
+static void serial_irq(void *opaque)
+{
+	struct monitor *m = opaque;
+
+	vm_irq_pulse(&m->vm, LAYOUT_UART_IRQ);
+}
+
+/* Size of a regular file, or an error naming it. */
+static enum vmm_err file_size(const char *what, const char *path, int *fd_out, uint64_t *size,
+                              struct cl_diag *d)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0) {
+		cl_diag_set(d, "cannot open %s %s: %s", what, path, strerror(errno));
+		return VMM_ERR_IMAGE;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		cl_diag_set(d, "%s %s is not a regular file", what, path);
+		close(fd);
+		return VMM_ERR_IMAGE;
+	}
+	*fd_out = fd;
+	*size = (uint64_t)st.st_size;
+	return VMM_OK;
+}
+
+/* Read all of @fd (@size bytes) into guest memory at @gpa. */
+static enum vmm_err load_file(struct monitor *m, const char *path, int fd, uint64_t gpa,
+                              uint64_t size, struct cl_diag *d)
+{
+	uint8_t *dst = gpa_translate(&m->vm.mem, gpa, size);
+	long long n;
+
+	if (!dst) {
+		cl_diag_set(d, "%s (%llu bytes) does not fit in enclave memory at 0x%llx", path,
+		            (unsigned long long)size, (unsigned long long)gpa);
+		return VMM_ERR_IMAGE;
+	}
+	n = cl_pread_full(fd, dst, size, 0);
+	if (n < 0 || (uint64_t)n != size) {
+		cl_diag_set(d, "reading %s: %s", path, n < 0 ? strerror((int)-n) : "file shrank");
+		return VMM_ERR_IMAGE;
+	}
+	return VMM_OK;
+}
+
+/* Find the boot pieces of the EIF now at LAYOUT_EIF_ADDR, parsing it from guest memory. */
+static enum vmm_err image_from_eif(struct monitor *m, uint64_t size, struct boot_image *img,
+                                   struct cl_diag *d)
+{
+	const uint8_t *buf = gpa_translate(&m->vm.mem, LAYOUT_EIF_ADDR, size);
+	struct eif_image ei;
+	enum eif_error e;
+
+	e = eif_parse_buffer(buf, size, 0, &ei, d);
+	if (e != EIF_OK) {
+		cl_diag_prefix(d, "%s", m->cfg.eif_path);
+		return VMM_ERR_IMAGE;
+	}
+	if (ei.flags & EIF_FLAG_AARCH64) {
+		cl_diag_set(d, "%s is an aarch64 image; this monitor boots x86_64 enclaves",
+		            m->cfg.eif_path);
+		eif_image_release(&ei);
+		return VMM_ERR_IMAGE;
+	}
+	memset(img, 0, sizeof(*img));
+	img->image = (struct boot_src){ LAYOUT_EIF_ADDR, size };
+	for (unsigned i = 0; i < ei.num_sections; i++) {
+		const struct eif_section *s = &ei.sections[i];
+		struct boot_src src = { LAYOUT_EIF_ADDR + s->data_offset, s->size };
+
+		if (s->type == EIF_SECTION_KERNEL)
+			img->kernel = src;
+		else if (s->type == EIF_SECTION_CMDLINE)
+			img->cmdline = src;
+		else if (s->type == EIF_SECTION_RAMDISK && img->nramdisks < BOOT_MAX_RAMDISKS)
+			img->ramdisk[img->nramdisks++] = src;
+	}
+	eif_image_release(&ei);
+	return VMM_OK;
+}
+
+static enum vmm_err load_image(struct monitor *m, struct boot_image *img, struct cl_diag *d)
+{
+	const struct monitor_config *c = &m->cfg;
+	enum vmm_err e;
+	uint64_t ksize, isize = 0, gpa, mem = c->memory_mib * MiB;
+	int kfd = -1, ifd = -1;
+
+	if (c->eif_path) {
+		e = file_size("EIF", c->eif_path, &kfd, &ksize, d);
+		if (e)
+			return e;
+		/* Checked before allocation too; the file may have grown since. */
+		if (ksize > mem / 4) {
+			cl_diag_set(d, "%s grew to %llu bytes while the enclave was set up",
+			            c->eif_path, (unsigned long long)ksize);
+			close(kfd);
+			return VMM_ERR_IMAGE;
+		}
+		e = load_file(m, c->eif_path, kfd, LAYOUT_EIF_ADDR, ksize, d);
+		close(kfd);
+		if (e)
+			return e;
+		return image_from_eif(m, ksize, img, d);
+	}
+
+	/* Development path: kernel, initrd and cmdline placed back to back at 8 MiB, the way
+	 * their EIF sections would be. */
+	memset(img, 0, sizeof(*img));
+	e = file_size("kernel", c->kernel_path, &kfd, &ksize, d);
+	if (e)
+		return e;
+	if (c->initrd_path) {
+		e = file_size("initrd", c->initrd_path, &ifd, &isize, d);
+		if (e)
+			goto out;
+	}
+	if (ksize + isize > mem / 4) {
+		cl_diag_set(d,
+		            "memory %llu MiB is less than 4 times the %llu-byte kernel and initrd",
+		            (unsigned long long)c->memory_mib, (unsigned long long)(ksize + isize));
+		e = VMM_ERR_USAGE;
+		goto out;
+	}
+	gpa = LAYOUT_EIF_ADDR;
+	e = load_file(m, c->kernel_path, kfd, gpa, ksize, d);
+	if (e)
+		goto out;
+	img->kernel = (struct boot_src){ gpa, ksize };
+	gpa += (ksize + 4095) & ~4095ULL;
+	if (ifd >= 0) {
+		e = load_file(m, c->initrd_path, ifd, gpa, isize, d);
+		if (e)
+			goto out;
+		img->ramdisk[img->nramdisks++] = (struct boot_src){ gpa, isize };
+		gpa += (isize + 4095) & ~4095ULL;
+	}
+	{
+		const char *cmd = c->cmdline ? c->cmdline : "";
+		uint8_t *dst = gpa_translate(&m->vm.mem, gpa, strlen(cmd));
+
+		if (!dst) {
+			cl_diag_set(d, "command line does not fit in enclave memory");
+			e = VMM_ERR_IMAGE;
+			goto out;
+		}
+		memcpy(dst, cmd, strlen(cmd));
+		img->cmdline = (struct boot_src){ gpa, strlen(cmd) };
+		gpa += strlen(cmd);
+	}
+	img->image = (struct boot_src){ LAYOUT_EIF_ADDR, gpa - LAYOUT_EIF_ADDR };
+out:
+	if (kfd >= 0)
+		close(kfd);
+	if (ifd >= 0)
+		close(ifd);
+	return e;
+}
+
+/* The 4x rule before anything is allocated, so a too-small enclave costs nothing. */
+static enum vmm_err check_image_size(const struct monitor_config *c, struct cl_diag *d)
+{
+	uint64_t size = 0, mem = c->memory_mib * MiB;
+	const char *paths[3] = { c->eif_path, c->eif_path ? NULL : c->kernel_path,
+		                 c->eif_path ? NULL : c->initrd_path };
+	struct stat st;
+
+	for (int i = 0; i < 3; i++) {
+		if (!paths[i])
+			continue;
+		if (stat(paths[i], &st) < 0) {
+			cl_diag_set(d, "cannot read %s: %s", paths[i], strerror(errno));
+			return VMM_ERR_IMAGE;
+		}
+		if (!S_ISREG(st.st_mode)) {
+			cl_diag_set(d, "%s is not a regular file", paths[i]);
+			return VMM_ERR_IMAGE;
+		}
+		size += (uint64_t)st.st_size;
+	}
+	/* nitro-compat §2.7 (E26): the kernel must be able to unpack the initramfs. */
+	if (size > mem / 4) {
+		uint64_t need = (size * 4 + MiB - 1) / MiB;
+
+		need += need & 1;
+		cl_diag_set(d,
+		            "memory %llu MiB is less than 4 times the %llu-byte image %s; use "
+		            "--memory %llu or more",
+		            (unsigned long long)c->memory_mib, (unsigned long long)size,
+		            c->eif_path ? c->eif_path : c->kernel_path, (unsigned long long)need);
+		return VMM_ERR_USAGE;
+	}
+	return VMM_OK;
+}
+
+/* Refuse hosts whose /dev/kvm cannot boot Linux (a nested paravirtual KVM that emulates
+ * ring 0) instead of hanging in an endless emulated boot (docs/parent-instance.md). */
+static enum vmm_err check_host(struct cl_diag *d)
+{
+	struct kvm_probe_result r;
+	struct cl_diag pd = { "" };
+
+	if (kvm_probe_run(NULL, &r, &pd) != KVM_PROBE_OK) {
+		cl_diag_set(d, "cannot probe /dev/kvm: %s", pd.msg);
+		return VMM_ERR_HOST;
+	}
+	if (r.verdict == KVM_PROBE_DIRECT)
+		return VMM_OK;
+	/* A slow loop that still ran to its end on a KVM that is not kvm_pvm is a loaded or
+	 * nested host (the parent instance under load measures 100-200 ms), not an emulated
+	 * ring 0: boot, but say so. Emulation failures, timeouts and kvm_pvm are refused. */
+	if (r.verdict == KVM_PROBE_NEEDS_PARENT_INSTANCE && !r.facts.kvm_pvm_loaded &&
+	    r.facts.loop == KVM_PROBE_LOOP_HALTED) {
+		cl_warn("slow KVM (%s); booting anyway", r.reason);
+		return VMM_OK;
+	}
+	cl_diag_set(d, "%s", r.reason);
+	return VMM_ERR_HOST;
+}
+
+static enum vmm_err check_config(const struct monitor_config *c, struct cl_diag *d)
+{
+	if (!c->eif_path && !c->kernel_path) {
+		cl_diag_set(d, "no enclave image: give --eif PATH");
+		return VMM_ERR_USAGE;
+	}
+	if (c->memory_mib < MONITOR_MIN_MEMORY_MIB) {
+		cl_diag_set(d,
+		            "memory %llu MiB is below the %u MiB minimum; use --memory %u or more",
+		            (unsigned long long)c->memory_mib, MONITOR_MIN_MEMORY_MIB,
+		            MONITOR_MIN_MEMORY_MIB);
+		return VMM_ERR_USAGE;
+	}
+	if (c->memory_mib % 2) {
+		cl_diag_set(d, "memory %llu MiB is not a multiple of 2 MiB; use --memory %llu",
+		            (unsigned long long)c->memory_mib,
+		            (unsigned long long)c->memory_mib + 1);
+		return VMM_ERR_USAGE;
+	}
+	if (c->memory_mib > (1ULL << 24)) {
+		cl_diag_set(d, "memory %llu MiB is more than this monitor supports (16 TiB)",
+		            (unsigned long long)c->memory_mib);
+		return VMM_ERR_USAGE;
+	}
+	if (c->ncpus == 0 || c->ncpus > MONITOR_MAX_CPUS) {
+		cl_diag_set(d, "%u vCPUs requested; between 1 and %u are supported", c->ncpus,
+		            MONITOR_MAX_CPUS);
+		return VMM_ERR_USAGE;
+	}
+	return VMM_OK;
+}
+
+static enum vmm_err create_vcpus(struct monitor *m, struct cl_diag *d)
+{
+	enum vmm_err e;
+
+	for (unsigned i = 0; i < m->ncpus; i++) {
+		struct vcpu *v = &m->vcpu[i];
+		void *run;
+
+		v->fd = ioctl(m->vm.vm_fd, KVM_CREATE_VCPU, (unsigned long)i);
+		if (v->fd < 0) {
+			cl_diag_set(d, "KVM_CREATE_VCPU %u: %s", i, strerror(errno));
+			return VMM_ERR_INTERNAL;
+		}
+		run = mmap(NULL, (size_t)m->vm.run_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd,
+		           0);
+		if (run == MAP_FAILED) {
+			cl_diag_set(d, "mmap of vCPU %u's kvm_run: %s", i, strerror(errno));
+			return VMM_ERR_INTERNAL;
+		}
+		v->run = run;
+		e = cpu_set_cpuid(&m->vm, v->fd, i, m->ncpus, d);
+		if (e)
+			return e;
+	}
+	return cpu_set_boot_state(m->vcpu[0].fd, &m->boot, d);
+}
+
+enum vmm_err monitor_create(struct monitor **out, const struct monitor_config *cfg,
+                            struct cl_diag *d)
+{
+	struct acpi_config acfg;
+	struct boot_image img;
+	struct monitor *m;
+	enum vmm_err e;
+	enum boot_err be;
+	uint8_t *acpi;
+
+	*out = NULL;
+	e = check_config(cfg, d);
+	if (!e)
+		e = check_image_size(cfg, d);
+	if (!e && !cfg->skip_host_probe)
+		e = check_host(d);
+	if (e)
+		return e;
+	m = calloc(1, sizeof(*m));
+	if (!m) {
+		cl_diag_set(d, "out of memory");
+		return VMM_ERR_INTERNAL;
+	}
+	m->cfg = *cfg;
+	m->ncpus = cfg->ncpus;
+	m->end_fd = -1;
+	pthread_mutex_init(&m->end_lock, NULL);
+	vm_init(&m->vm);
+	for (unsigned i = 0; i < MONITOR_MAX_CPUS; i++) {
+		m->vcpu[i].fd = -1;
+		m->vcpu[i].m = m;
+		m->vcpu[i].id = i;
+		m->vcpu[i].host_cpu = i < cfg->ncpus ? cfg->cpus[i] : -1;
+	}
+
+	e = vm_open(&m->vm, d);
+	if (e)
+		goto fail;
+	e = vm_ram_alloc(&m->vm, cfg->memory_mib * MiB, d);
+	if (e)
+		goto fail;
+	e = load_image(m, &img, d);
+	if (e)
+		goto fail;
+
+	memset(&acfg, 0, sizeof(acfg));
+	acfg.ncpus = m->ncpus;
+	acfg.nvirtio = m->nvirtio;
+	for (unsigned i = 0; i < m->nvirtio; i++) {
+		acfg.virtio[i].base = m->virtio[i]->base;
+		acfg.virtio[i].irq = m->virtio[i]->irq;
+	}
+	acpi = gpa_translate(&m->vm.mem, LAYOUT_ACPI_ADDR, LAYOUT_ACPI_SIZE);
+	if (!acpi || !acpi_build(acpi, LAYOUT_ACPI_SIZE, LAYOUT_ACPI_ADDR, &acfg)) {
+		cl_diag_set(d, "ACPI tables do not fit at 0x%llx",
+		            (unsigned long long)LAYOUT_ACPI_ADDR);
+		e = VMM_ERR_INTERNAL;
+		goto fail;
+	}
+	be = boot_setup(&m->vm.mem, m->vm.low_ram, m->vm.high_ram, &img, LAYOUT_ACPI_ADDR, &m->boot,
+	                d);
+	if (be != BOOT_OK) {
+		e = VMM_ERR_IMAGE;
+		goto fail;
+	}
+	cl_debug("kernel %llu bytes at 0x%llx, initrd %llu bytes at 0x%llx",
+	         (unsigned long long)m->boot.kernel_size, (unsigned long long)LAYOUT_KERNEL_ADDR,
+	         (unsigned long long)m->boot.initrd_size, (unsigned long long)m->boot.initrd_addr);
+
+	serial_init(&m->serial, cfg->debug_mode ? cfg->console_fd : -1, serial_irq, m);
+	m->serial_ready = true;
+
+	e = create_vcpus(m, d);
+	if (e)
+		goto fail;
+	m->end_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (m->end_fd < 0) {
+		cl_diag_set(d, "eventfd: %s", strerror(errno));
+		e = VMM_ERR_INTERNAL;
+		goto fail;
+	}
+	*out = m;
+	return VMM_OK;
+fail:
+	monitor_destroy(m);
+	return e;
+}
+
+void monitor_destroy(struct monitor *m)
+{
+	if (!m)
+		return;
+	if (!m->joined) {
+		bool any = false;
+
+		for (unsigned i = 0; i < m->ncpus; i++)
+			any |= m->vcpu[i].thread_started;
+		if (any) {
+			monitor_stop(m, MONITOR_END_MONITOR_ERROR, "monitor shut down");
+			vcpu_kick_all(m);
+			for (unsigned i = 0; i < m->ncpus; i++)
+				if (m->vcpu[i].thread_started)
+					pthread_join(m->vcpu[i].thread, NULL);
+		}
+	}
+	for (unsigned i = 0; i < m->ncpus; i++) {
+		if (m->vcpu[i].run)
+			munmap(m->vcpu[i].run, (size_t)m->vm.run_size);
+		if (m->vcpu[i].fd >= 0)
+			close(m->vcpu[i].fd);
+	}
+	for (unsigned i = 0; i < m->nvirtio; i++)
+		virtio_mmio_destroy(m->virtio[i]);
+	if (m->serial_ready)
+		serial_destroy(&m->serial);
+	vm_close(&m->vm);
+	if (m->end_fd >= 0)
+		close(m->end_fd);
+	pthread_mutex_destroy(&m->end_lock);
+	free(m);
+}

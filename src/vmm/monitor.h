@@ -1,0 +1,108 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef CLOISTER_VMM_MONITOR_H
+#define CLOISTER_VMM_MONITOR_H
+
+/*
+ * The enclave monitor as a library: one struct monitor is one enclave (a KVM VM with pinned
+ * vCPU threads, hugepage RAM holding the EIF at 8 MiB, the in-kernel irqchip, ACPI tables, a
+ * 16550 and virtio-mmio slots). cloister-monitor's main() is a thin wrapper; run-enclave builds
+ * on the same calls.
+ *
+ * Life cycle: monitor_create() (everything prepared, nothing runs) → monitor_start() (vCPU
+ * threads run the guest) → monitor_wait() (until the guest ends or a signal arrives) →
+ * monitor_destroy() (threads joined, memory unmapped, fds closed — on every path).
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cloister/diag.h"
+#include "vmm/kvm/vm.h"
+
+#define MONITOR_MAX_CPUS 64
+#define MONITOR_MIN_MEMORY_MIB 64 /* nitro-compat §0 */
+
+struct monitor_config {
+	const char *eif_path;
+	/* Development only: boot these files instead of an EIF (placed at 8 MiB the same way). */
+	const char *kernel_path;
+	const char *initrd_path;
+	const char *cmdline;
+	uint64_t memory_mib;
+	unsigned ncpus;
+	int cpus[MONITOR_MAX_CPUS]; /* host CPU of each vCPU */
+	uint32_t cid;
+	bool debug_mode;
+	int console_fd; /* debug mode: where ttyS0 output goes; -1 for none */
+	bool skip_host_probe; /* trust /dev/kvm without timing a ring-0 loop first */
+};
+
+/* How the enclave ended. The monitor's exit status is derived from it (docs/design.md). */
+enum monitor_end {
+	MONITOR_END_NONE = 0,
+	MONITOR_END_POWEROFF, /* ACPI S5 via the sleep control register */
+	MONITOR_END_REBOOT, /* port 0x64 0xFE, port 0xCF9, FADT reset register */
+	MONITOR_END_TRIPLE_FAULT, /* KVM_EXIT_SHUTDOWN (also what reboot=t produces) */
+	MONITOR_END_KVM_ERROR, /* KVM internal error, failed entry, unexpected exit */
+	MONITOR_END_GUEST_VIOLATION, /* the guest broke a device protocol */
+	MONITOR_END_TERMINATED, /* stopped on request (signal) */
+	MONITOR_END_MONITOR_ERROR, /* the monitor itself failed while running */
+};
+
+const char *monitor_end_name(enum monitor_end e);
+
+/*
+ * cloister-monitor's exit statuses (docs/design.md). A parent waiting on the monitor's pid
+ * (waitpid/pidfd) learns from them how the enclave ended, or why it never started.
+ */
+enum monitor_exit {
+	MONITOR_EXIT_POWEROFF = 0, /* the guest powered off */
+	MONITOR_EXIT_SETUP_FAILED = 1, /* internal error before the guest ran */
+	MONITOR_EXIT_USAGE = 2, /* bad arguments or configuration; nothing started */
+	MONITOR_EXIT_HOST = 3, /* this host cannot run enclaves; nothing started */
+	MONITOR_EXIT_MEMORY = 4, /* hugepages short or unlockable; nothing started */
+	MONITOR_EXIT_IMAGE = 5, /* EIF unreadable, malformed or too big; nothing started */
+	MONITOR_EXIT_CPU = 6, /* CPU grant cannot be honoured; nothing started */
+	MONITOR_EXIT_REBOOT = 10, /* the guest asked for a reboot */
+	MONITOR_EXIT_TRIPLE_FAULT = 11, /* the guest triple-faulted */
+	MONITOR_EXIT_KVM_ERROR = 12, /* KVM internal error or unexpected exit */
+	MONITOR_EXIT_GUEST_VIOLATION = 13, /* the guest broke a device protocol */
+	MONITOR_EXIT_TERMINATED = 14, /* stopped by SIGTERM/SIGINT/SIGHUP */
+	MONITOR_EXIT_RUN_ERROR = 15, /* the monitor failed while the guest ran */
+};
+
+int monitor_exit_for_end(enum monitor_end e);
+int monitor_exit_for_err(enum vmm_err e);
+
+struct monitor;
+
+/*
+ * Validate @cfg, allocate and lock guest RAM, copy the EIF to guest-physical 8 MiB, parse it
+ * from guest memory, lay out the boot image, build ACPI tables, create and configure the vCPUs.
+ * Nothing runs yet. On failure everything is released and @d names the problem and its fix.
+ */
+enum vmm_err monitor_create(struct monitor **out, const struct monitor_config *cfg,
+                            struct cl_diag *d);
+
+/* Start one thread per vCPU, each pinned to its host CPU. */
+enum vmm_err monitor_start(struct monitor *m, struct cl_diag *d);
+
+/*
+ * Wait until the guest ends, or until one of the signals in @sigfd (a signalfd, or -1) arrives,
+ * which ends it as MONITOR_END_TERMINATED. Stops and joins every vCPU thread before returning.
+ * @why receives a one-line description of the end.
+ */
+enum monitor_end monitor_wait(struct monitor *m, int sigfd, char *why, size_t why_len);
+
+/* End the enclave from any thread (first reason wins). */
+void monitor_stop(struct monitor *m, enum monitor_end reason, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+
+/* Release everything; joins threads if monitor_wait was not called. NULL is fine. */
+void monitor_destroy(struct monitor *m);
+
+/* Guest RAM, for tests and devices. */
+const struct gpa_space *monitor_memory(const struct monitor *m);
+
+#endif

@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef CLOISTER_VMM_MONITOR_PRIV_H
+#define CLOISTER_VMM_MONITOR_PRIV_H
+
+/* Internals shared by monitor.c (setup), vcpu.c (vCPU threads) and loop.c (waiting). */
+
+#include <pthread.h>
+
+#include "vmm/arch/x86_64/boot.h"
+#include "vmm/devices/serial.h"
+#include "vmm/monitor.h"
+#include "vmm/virtio/mmio.h"
+
+struct vcpu {
+	struct monitor *m;
+	unsigned id;
+	int host_cpu;
+	int fd;
+	struct kvm_run *run;
+	pthread_t thread;
+	bool thread_started;
+};
+
+struct monitor {
+	struct monitor_config cfg;
+	struct vm vm;
+	struct boot_layout boot;
+	struct serial serial;
+	bool serial_ready;
+	unsigned nvirtio;
+	struct virtio_mmio_dev *virtio[8];
+
+	unsigned ncpus;
+	struct vcpu vcpu[MONITOR_MAX_CPUS];
+
+	int end_fd; /* eventfd: written once when the guest ends */
+	pthread_mutex_t end_lock;
+	enum monitor_end end;
+	char why[256];
+	bool joined;
+};
+
+void *vcpu_thread(void *arg);
+void vcpu_kick_all(struct monitor *m);
+
+#endif

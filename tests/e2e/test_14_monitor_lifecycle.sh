@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# How the enclave ended is in the exit status: a guest reboot (reboot=k -> port 0x64) is 10,
+# SIGTERM to the monitor is 14; --ready-fd says when the vCPUs run; resources are released
+# (all hugepages free again afterwards).
+. "$(dirname "$0")/monitor-lib.sh"
+
+kernel=$(enclave_kernel) || { fail "no enclave kernel"; finish; }
+build_initrd || { fail "cannot build the test initramfs"; finish; }
+ensure_hugepages 512
+before=$(free_hugepages)
+
+image_args "console=ttyS0 panic=-1 reboot=k quiet e2e_end=reboot" "$kernel" "$work/initrd.cpio" ||
+	{ fail "cannot build the EIF"; finish; }
+run_monitor "$work/rb.out" "$work/rb.err" 120 "${IMAGE_ARGS[@]}" --memory 256 --cpu-count 2 \
+	--debug-mode
+rc=$?
+if [ "$rc" -eq 10 ] && grep -q "enclave ended: reboot" "$work/rb.err" &&
+	grep -q "init reached" "$work/rb.out"; then
+	pass "guest reboot (reboot=k): exit 10"
+else
+	fail "guest reboot: exit $rc"
+	tail -n 5 "$work/rb.out" "$work/rb.err"
+fi
+
+image_args "console=ttyS0 panic=-1 reboot=k quiet e2e_end=hang" "$kernel" "$work/initrd.cpio" ||
+	{ fail "cannot build the EIF"; finish; }
+rm -f "$work/ready.fifo" && mkfifo "$work/ready.fifo"
+"$monitor" "${IMAGE_ARGS[@]}" --memory 256 --cpu-count 2 --debug-mode --ready-fd 3 \
+	>"$work/term.out" 2>"$work/term.err" 3>"$work/ready.fifo" &
+pid=$!
+ready=$(timeout 60 cat "$work/ready.fifo")
+[ "$ready" = ready ] && pass "--ready-fd reported \"ready\"" || fail "--ready-fd gave '$ready'"
+for _ in $(seq 1 120); do
+	grep -q "init reached" "$work/term.out" && break
+	sleep 0.5
+done
+kill -TERM "$pid"
+wait "$pid"
+rc=$?
+if [ "$rc" -eq 14 ] && grep -q "enclave ended: terminated" "$work/term.err"; then
+	pass "SIGTERM: exit 14"
+else
+	fail "SIGTERM: exit $rc"
+	tail -n 5 "$work/term.err"
+fi
+rm -f "$work/ready.fifo"
+
+after=$(free_hugepages)
+[ "$before" = "$after" ] && pass "all $after free hugepages returned" ||
+	fail "hugepages free before $before, after $after"
+finish
