@@ -36,7 +36,7 @@ run_tap() {
 	nok=$(grep -cE '^not ok [0-9]+' <<<"$out")
 	passed=$((passed + ok))
 	if [ "$nok" -gt 0 ] || [ "$rc" -ne 0 ] || [ "$ok" -eq 0 ]; then
-		echo "$out" | sed "s/^/  [$label] /"
+		echo "$out" | sed "s|^|  [$label] |"
 		[ "$nok" -gt 0 ] || nok=1
 		failed=$((failed + nok))
 		failures+=("$label")

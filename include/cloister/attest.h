@@ -88,7 +88,7 @@ struct attest_leaf {
 };
 
 /*
- * Mint a fresh leaf for @module_id (1..99 printable bytes), valid from now for
+ * Mint a fresh leaf for @module_id (1..64 bytes, the X.509 CN limit), valid from now for
  * ATTEST_LEAF_VALIDITY_DAYS. On failure @out is left empty (safe to free).
  */
 enum attest_error attest_leaf_mint(const struct attest_ca *ca, const char *module_id,

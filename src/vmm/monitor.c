@@ -7,6 +7,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cloister/eif.h"
@@ -110,6 +111,29 @@ static void virtio_irq(void *opaque, unsigned irq)
 	vm_irq_pulse(&m->vm, irq);
 }
 
+/* Put @ops/@opaque on the next virtio-mmio slot (window and IRQ from layout.h). */
+static enum vmm_err add_virtio(struct monitor *m, const struct virtio_dev_ops *ops, void *opaque,
+                               struct cl_diag *d)
+{
+	unsigned i = m->nvirtio;
+	struct virtio_mmio_dev *t;
+
+	if (i >= LAYOUT_VIRTIO_MMIO_MAX) {
+		cl_diag_set(d, "more than %d virtio devices", LAYOUT_VIRTIO_MMIO_MAX);
+		return VMM_ERR_INTERNAL;
+	}
+	t = calloc(1, sizeof(*t));
+	if (!t || !virtio_mmio_init(t, ops, opaque, &m->vm.mem,
+	                            LAYOUT_MMIO_BASE + i * LAYOUT_VIRTIO_MMIO_SIZE,
+	                            LAYOUT_VIRTIO_IRQ_BASE + i, virtio_irq, m)) {
+		free(t);
+		cl_diag_set(d, "cannot set up the virtio %s device", ops->name);
+		return VMM_ERR_INTERNAL;
+	}
+	m->virtio[m->nvirtio++] = t;
+	return VMM_OK;
+}
+
 /* From the vsock device, under its transport lock (a vCPU or the main thread). */
 static void vsock_event(void *opaque, enum vsock_event ev)
 {
@@ -135,13 +159,9 @@ static enum vmm_err add_vsock(struct monitor *m, struct cl_diag *d)
 		.on_event = vsock_event,
 		.opaque = m,
 	};
-	unsigned slot = m->nvirtio;
 	enum vsock_err ve;
+	enum vmm_err e;
 
-	if (slot >= LAYOUT_VIRTIO_MMIO_MAX) {
-		cl_diag_set(d, "no free virtio-mmio slot for vsock");
-		return VMM_ERR_INTERNAL;
-	}
 	m->booted_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (m->booted_fd < 0) {
 		cl_diag_set(d, "eventfd: %s", strerror(errno));
@@ -152,14 +172,10 @@ static enum vmm_err add_vsock(struct monitor *m, struct cl_diag *d)
 		cl_diag_prefix(d, "vsock");
 		return ve == VSOCK_ERR_INVALID ? VMM_ERR_USAGE : VMM_ERR_INTERNAL;
 	}
-	if (!virtio_mmio_init(&m->vsock_t, vsock_dev_ops(), m->vsock, &m->vm.mem,
-	                      LAYOUT_MMIO_BASE + slot * LAYOUT_VIRTIO_MMIO_SIZE,
-	                      LAYOUT_VIRTIO_IRQ_BASE + slot, virtio_irq, m)) {
-		cl_diag_set(d, "vsock: virtio-mmio transport refused the device");
-		return VMM_ERR_INTERNAL;
-	}
-	vsock_dev_attach(m->vsock, &m->vsock_t);
-	m->virtio[m->nvirtio++] = &m->vsock_t;
+	e = add_virtio(m, vsock_dev_ops(), m->vsock, d);
+	if (e)
+		return e;
+	vsock_dev_attach(m->vsock, m->virtio[m->nvirtio - 1]);
 	return VMM_OK;
 }
 
@@ -379,6 +395,15 @@ static enum vmm_err check_host(struct cl_diag *d)
 	return VMM_ERR_HOST;
 }
 
+/* Milliseconds since @t0 (CLOCK_MONOTONIC), for the debug log of where launch time goes. */
+static double ms_since(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)(t.tv_sec - t0->tv_sec) * 1e3 + (double)(t.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
 static enum vmm_err check_config(const struct monitor_config *c, struct cl_diag *d)
 {
 	if (!c->eif_path && !c->kernel_path) {
@@ -443,6 +468,7 @@ enum vmm_err monitor_create(struct monitor **out, const struct monitor_config *c
 {
 	struct acpi_config acfg;
 	struct boot_image img;
+	struct timespec t0;
 	struct monitor *m;
 	enum vmm_err e;
 	enum boot_err be;
@@ -452,8 +478,11 @@ enum vmm_err monitor_create(struct monitor **out, const struct monitor_config *c
 	e = check_config(cfg, d);
 	if (!e)
 		e = check_image_size(cfg, d);
-	if (!e && !cfg->skip_host_probe)
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (!e && !cfg->skip_host_probe) {
 		e = check_host(d);
+		cl_debug("host probe: %.1f ms", ms_since(&t0));
+	}
 	if (e)
 		return e;
 	m = calloc(1, sizeof(*m));
@@ -477,12 +506,30 @@ enum vmm_err monitor_create(struct monitor **out, const struct monitor_config *c
 	e = vm_open(&m->vm, d);
 	if (e)
 		goto fail;
+	cl_debug("KVM VM created: %.1f ms", ms_since(&t0));
 	e = vm_ram_alloc(&m->vm, cfg->memory_mib * MiB, d);
 	if (e)
 		goto fail;
+	cl_debug("%llu MiB of %llu KiB pages mapped, populated and locked: %.1f ms",
+	         (unsigned long long)cfg->memory_mib, (unsigned long long)(m->vm.page_size >> 10),
+	         ms_since(&t0));
 	e = load_image(m, &img, d);
 	if (e)
 		goto fail;
+	cl_debug("image loaded and parsed: %.1f ms", ms_since(&t0));
+
+	if (cfg->nsm) {
+		m->nsm = calloc(1, sizeof(*m->nsm));
+		if (!m->nsm) {
+			cl_diag_set(d, "out of memory");
+			e = VMM_ERR_INTERNAL;
+			goto fail;
+		}
+		m->nsm->state = cfg->nsm;
+		e = add_virtio(m, &virtio_nsm_ops, m->nsm, d);
+		if (e)
+			goto fail;
+	}
 
 	if (cfg->cid) {
 		e = add_vsock(m, d);
@@ -526,6 +573,7 @@ enum vmm_err monitor_create(struct monitor **out, const struct monitor_config *c
 		e = VMM_ERR_INTERNAL;
 		goto fail;
 	}
+	cl_debug("ready to run: %.1f ms", ms_since(&t0));
 	*out = m;
 	return VMM_OK;
 fail:
@@ -556,8 +604,11 @@ void monitor_destroy(struct monitor *m)
 		if (m->vcpu[i].fd >= 0)
 			close(m->vcpu[i].fd);
 	}
-	for (unsigned i = 0; i < m->nvirtio; i++)
+	for (unsigned i = 0; i < m->nvirtio; i++) {
 		virtio_mmio_destroy(m->virtio[i]);
+		free(m->virtio[i]);
+	}
+	free(m->nsm);
 	vsock_dev_free(m->vsock); /* closes its sockets and removes the vsock socket file */
 	if (m->booted_fd >= 0)
 		close(m->booted_fd);

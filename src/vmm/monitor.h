@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "cloister/diag.h"
+#include "lib/nsm/device.h"
 #include "vmm/kvm/vm.h"
 
 #define MONITOR_MAX_CPUS 64
@@ -46,6 +47,9 @@ struct monitor_config {
 	/* Called once, from the monitor's main thread, when the heartbeat arrives. */
 	void (*on_booted)(void *opaque);
 	void *booted_opaque;
+	/* Optional: serve this NSM state as a virtio-nsm device (borrowed; must outlive the
+	 * monitor). NULL: no NSM device. */
+	struct nsm_state *nsm;
 };
 
 /* How the enclave ended. The monitor's exit status is derived from it (docs/design.md). */

@@ -8,6 +8,7 @@
 
 #include "vmm/arch/x86_64/boot.h"
 #include "vmm/devices/serial.h"
+#include "vmm/devices/virtio_nsm.h"
 #include "vmm/monitor.h"
 #include "vmm/virtio/mmio.h"
 
@@ -29,13 +30,13 @@ struct monitor {
 	bool serial_ready;
 	unsigned nvirtio;
 	struct virtio_mmio_dev *virtio[8];
+	struct virtio_nsm *nsm;
 
 	unsigned ncpus;
 	struct vcpu vcpu[MONITOR_MAX_CPUS];
 
 	int end_fd; /* eventfd: written once when the guest ends */
 	struct vsock_dev *vsock;
-	struct virtio_mmio_dev vsock_t;
 	bool booted; /* the heartbeat arrived */
 	int booted_fd; /* eventfd: written once when it does */
 	pthread_mutex_t end_lock;

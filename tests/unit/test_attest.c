@@ -27,6 +27,7 @@
 #include "cloister/attest.h"
 #include "lib/cose/cose.h"
 #include "lib/nsm/device.h"
+#include "lib/nsm/enclave.h"
 #include "lib/util/file.h"
 #include "nsm_test_util.h"
 
@@ -499,6 +500,47 @@ static void test_attest_verifies_real_aws_document(void **state)
 	free(root);
 }
 
+/* A recent production (non-debug) AWS document: indefinite-length payload map (BF … FF). */
+static void test_attest_verifies_real_aws_document_with_indefinite_map(void **state)
+{
+	uint8_t *doc = NULL, *root = NULL;
+	size_t doc_len = 0, root_len = 0;
+	struct attest_expect exp;
+	struct attest_doc parsed;
+	struct cl_diag d = { "" };
+	/* Read off the sample bytes with a separate python byte search; the first 32 bytes of
+	 * PCR1 also match the value its publisher lists next to it. */
+	uint8_t pcr1[48], nonce[20];
+
+	(void)state;
+	assert_true(
+	        cl_hex_decode_for_test("4b4d5b3661b3efc12920900c80e126e4ce783c522de6c02a2a5bf7af"
+	                               "3a2b9327b86776f188e4be1c1c404a129dbda493",
+	                               pcr1, 48));
+	assert_true(cl_hex_decode_for_test("0123456789abcdef0123456789abcdef01234567", nonce, 20));
+	assert_int_equal(cl_file_read_all(TEST_DATA_DIR "/attest/aws-2026-02-02-indefinite.cbor",
+	                                  65536, &doc, &doc_len, NULL),
+	                 0);
+	assert_int_equal(doc[10], 0xbf); /* the payload map is indefinite */
+	assert_int_equal(cl_file_read_all(TEST_DATA_DIR "/attest/aws-nitro-root.pem", 65536, &root,
+	                                  &root_len, NULL),
+	                 0);
+	memset(&exp, 0, sizeof(exp));
+	exp.at_time = 1770065027;
+	exp.pcr[1] = pcr1;
+	exp.pcr_len[1] = 48;
+	exp.nonce = nonce;
+	exp.nonce_len = 20;
+	exp.public_key = (const uint8_t *)"dummy";
+	exp.public_key_len = 5;
+	assert_int_equal(attest_verify(doc, doc_len, root, root_len, &exp, &parsed, &d), ATTEST_OK);
+	assert_string_equal(parsed.module_id, "i-0340e0cb833504eb6-enc019c12d31f78864d");
+	assert_int_equal(parsed.user_data.len, 68);
+	attest_doc_free(&parsed);
+	free(doc);
+	free(root);
+}
+
 static void test_attest_ca_dir_precedence(void **state)
 {
 	(void)state;
@@ -533,6 +575,69 @@ static void test_attest_ca_ensure_creates_once(void **state)
 	rmdir(dir);
 }
 
+/* The monitor's one call: CA on first use, fresh leaf, PCRs from the EIF measurements. */
+static void test_attest_nsm_enclave_new_end_to_end(void **state)
+{
+	char dir[64] = "/tmp/cloister-ca4-XXXXXX", sub[96], p[128];
+	struct eif_measurements meas;
+	struct nsm_enclave_config cfg;
+	struct nsm_state *a = NULL, *b = NULL;
+	uint8_t *doc = NULL, *root = NULL, pcr[48];
+	size_t doc_len = 0, root_len = 0;
+	struct attest_expect exp;
+	struct attest_doc parsed, parsed_b;
+	struct cl_diag d = { "" };
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(sub, sizeof(sub), "%s/ca", dir);
+	memset(&meas, 0, sizeof(meas));
+	memset(meas.pcr0, 0x11, 48);
+	memset(meas.pcr1, 0x22, 48);
+	memset(meas.pcr2, 0x33, 48);
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.ca_dir = sub;
+	cfg.module_id = MODULE_ID;
+	cfg.meas = &meas;
+	cfg.parent_id = "i-0123456789abcdef0";
+	assert_int_equal(nsm_enclave_new(&cfg, &a, &d), NSM_OK);
+	assert_true(nsm_pcr_read(a, 0, pcr, NULL));
+	assert_memory_equal(pcr, meas.pcr0, 48);
+	assert_int_equal(nsm_attest(a, NULL, 0, (const uint8_t *)"n", 1, NULL, 0, &doc, &doc_len),
+	                 NSM_SUCCESS);
+	snprintf(p, sizeof(p), "%s/root.pem", sub);
+	assert_int_equal(cl_file_read_all(p, 65536, &root, &root_len, NULL), 0);
+	memset(&exp, 0, sizeof(exp));
+	exp.pcr[0] = meas.pcr0;
+	exp.pcr_len[0] = 48;
+	exp.pcr[2] = meas.pcr2;
+	exp.pcr_len[2] = 48;
+	assert_int_equal(attest_verify(doc, doc_len, root, root_len, &exp, &parsed, &d), ATTEST_OK);
+	free(doc);
+
+	/* A second enclave start gets a different leaf from the same CA. */
+	assert_int_equal(nsm_enclave_new(&cfg, &b, &d), NSM_OK);
+	assert_int_equal(nsm_attest(b, NULL, 0, NULL, 0, NULL, 0, &doc, &doc_len), NSM_SUCCESS);
+	assert_int_equal(attest_verify(doc, doc_len, root, root_len, NULL, &parsed_b, &d),
+	                 ATTEST_OK);
+	assert_true(parsed.certificate_len != parsed_b.certificate_len ||
+	            memcmp(parsed.certificate, parsed_b.certificate, parsed.certificate_len));
+	attest_doc_free(&parsed);
+	attest_doc_free(&parsed_b);
+	free(doc);
+	free(root);
+	nsm_state_free(a);
+	nsm_state_free(b);
+	cfg.meas = NULL;
+	assert_int_equal(nsm_enclave_new(&cfg, &a, &d), NSM_ERR_CONFIG);
+	cfg.meas = &meas;
+	cfg.module_id = "i-0123456789abcdef0-enc0123456789abcdef-and-far-too-long-for-a-cn-x";
+	assert_int_equal(nsm_enclave_new(&cfg, &a, &d), NSM_ERR_CONFIG);
+	assert_non_null(strstr(d.msg, "1..64"));
+	rm_ca(sub);
+	rmdir(dir);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -547,8 +652,10 @@ int main(void)
 		T(test_attest_payload_schema),
 		T(test_attest_verify_rejects_garbage_and_truncation),
 		cmocka_unit_test(test_attest_verifies_real_aws_document),
+		cmocka_unit_test(test_attest_verifies_real_aws_document_with_indefinite_map),
 		cmocka_unit_test(test_attest_ca_dir_precedence),
 		cmocka_unit_test(test_attest_ca_ensure_creates_once),
+		cmocka_unit_test(test_attest_nsm_enclave_new_end_to_end),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

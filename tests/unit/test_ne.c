@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
+#include <pthread.h>
 
 #include <cmocka.h>
 
@@ -509,6 +510,79 @@ static void test_adopted_slot_belongs_to_the_adopter(void **state)
 	ne_slot_forget(s);
 }
 
+/* ---- threads racing (each with its own pool handle, as each run-enclave would have) ---- */
+
+enum { RACERS = 6 };
+
+struct racer {
+	struct fixture *f;
+	pthread_barrier_t *start, *done;
+	int ok;
+	struct cpuset got;
+};
+
+static void *race_thread(void *arg)
+{
+	struct racer *r = arg;
+	struct ne_slot *s = NULL;
+	struct pool *p;
+	uint32_t a = 0, b = 0;
+
+	if (pool_open(r->f->state, r->f->root, &p, NULL))
+		return NULL;
+	pthread_barrier_wait(r->start);
+	if (ne_create_slot(p, &s, NULL) == 0 && ne_add_vcpu(s, &a, NULL) == 0 &&
+	    ne_add_vcpu(s, &b, NULL) == 0) {
+		r->ok = 1;
+		cpuset_add(&r->got, a);
+		cpuset_add(&r->got, b);
+	}
+	/* Hold the grant until every racer has tried. */
+	pthread_barrier_wait(r->done);
+	ne_release(s);
+	pool_close(p);
+	return NULL;
+}
+
+static void test_concurrent_threads_never_share_a_cpu(void **state)
+{
+	struct fixture *f = *state;
+	struct ne_slot *hold = new_slot(f);
+	pthread_barrier_t start, done;
+	struct racer r[RACERS];
+	pthread_t t[RACERS];
+	struct cpuset want;
+	int winners = 0;
+
+	/* Core {2,6} is held throughout; the racers compete for core {3,7}. */
+	add(hold, 2, 0);
+	add(hold, 6, 0);
+	pthread_barrier_init(&start, NULL, RACERS);
+	pthread_barrier_init(&done, NULL, RACERS);
+	memset(r, 0, sizeof(r));
+	for (int i = 0; i < RACERS; i++) {
+		r[i].f = f;
+		r[i].start = &start;
+		r[i].done = &done;
+		assert_int_equal(pthread_create(&t[i], NULL, race_thread, &r[i]), 0);
+	}
+	for (int i = 0; i < RACERS; i++)
+		pthread_join(t[i], NULL);
+	cpuset_zero(&want);
+	cpuset_add(&want, 3);
+	cpuset_add(&want, 7);
+	for (int i = 0; i < RACERS; i++) {
+		if (!r[i].ok)
+			continue;
+		winners++;
+		assert_true(cpuset_equal(&r[i].got, &want));
+	}
+	assert_int_equal(winners, 1);
+	pthread_barrier_destroy(&start);
+	pthread_barrier_destroy(&done);
+	ne_release(hold);
+}
+
 /* ---- error codes ---- */
 
 static void test_error_names_and_cli_codes(void **state)
@@ -552,7 +626,7 @@ static void *fm_map(uint64_t size, void *opaque)
 	m->avail[lg]--;
 	m->maps++;
 	if (m->real)
-		return malloc(size);
+		return aligned_alloc(2 * MiB, size);
 	m->next += size;
 	return (void *)(uintptr_t)(0x100000000000ULL + m->next);
 }
@@ -684,6 +758,123 @@ static void test_memory_request_must_be_four_times_eif(void **state)
 	assert_int_equal(ne_mem_check_request(1, UINT64_MAX, NULL, NULL), -EINVAL);
 }
 
+/* ---- ne_launch_prepare: run-enclave's sequence ---- */
+
+static struct ne_launch_req launch_req(struct fixture *f, struct fake_mapper *fm,
+                                       struct ne_mem_mapper *mp)
+{
+	struct ne_launch_req q = { 0 };
+
+	mp->map = fm_map;
+	mp->unmap = fm_unmap;
+	mp->opaque = fm;
+	q.memory_mib = 128;
+	q.cpu_count = 2;
+	q.name = "hello";
+	q.host_ops = &f->ops;
+	q.mapper = mp;
+	return q;
+}
+
+static size_t live_grants(struct fixture *f)
+{
+	struct pool_grant *gl;
+	size_t n;
+
+	assert_int_equal(pool_grants_list(f->pool, &gl, &n, NULL, NULL), POOL_OK);
+	free(gl);
+	return n;
+}
+
+static void test_launch_runs_the_whole_sequence(void **state)
+{
+	struct fixture *f = *state;
+	struct fake_mapper fm = { .avail = { [LG_2M] = 512 }, .real = true };
+	struct ne_mem_mapper mp;
+	struct ne_launch_req q = launch_req(f, &fm, &mp);
+	static uint8_t image[3 * 1024 * 1024];
+	struct ne_launch l, l2, l3;
+	struct cl_diag d = { "" };
+	struct pool_grant g;
+
+	for (size_t i = 0; i < sizeof(image); i++)
+		image[i] = (uint8_t)(i * 7 + 1);
+	q.image = image;
+	q.image_size = sizeof(image);
+	q.debug_mode = true;
+	assert_int_equal(ne_launch_prepare(f->pool, &q, &l, &d), 0);
+	assert_int_equal(l.ncpus, 2);
+	assert_int_equal(l.cpu_ids[0], 2);
+	assert_int_equal(l.cpu_ids[1], 6);
+	assert_true(l.cid == 16);
+	assert_true(l.memory_mib == 128);
+	assert_string_equal(l.name, "hello");
+	assert_non_null(strstr(l.enclave_id, "-enc"));
+	/* The EIF sits at 8 MiB: the start of the fifth 2 MiB region, and continues. */
+	assert_memory_equal(l.mem.regions[4].addr, image, 2 * MiB);
+	assert_memory_equal(l.mem.regions[5].addr, image + 2 * MiB, MiB);
+	assert_int_equal(ne_slot_info(l.slot, &g, NULL), 0);
+	assert_int_equal(g.state, POOL_GRANT_RUNNING);
+	assert_true(g.flags == NE_ENCLAVE_DEBUG_MODE);
+
+	/* A second enclave gets the other core, the next CID and a suffixed name. */
+	q.image = NULL;
+	q.debug_mode = false;
+	assert_int_equal(ne_launch_prepare(f->pool, &q, &l2, &d), 0);
+	assert_int_equal(l2.cpu_ids[0], 3);
+	assert_true(l2.cid == 17);
+	assert_string_equal(l2.name, "hello_1");
+	/* The pool is now full: E22, and the failed attempt holds nothing. */
+	assert_int_equal(ne_launch_prepare(f->pool, &q, &l3, &d), 22);
+	assert_int_equal(live_grants(f), 2);
+	ne_launch_release(&l);
+	ne_launch_release(&l); /* twice is harmless */
+	assert_int_equal(live_grants(f), 1);
+	assert_int_equal(fm.maps - fm.unmaps, 64); /* only the second enclave's 128 MiB */
+	ne_launch_release(&l2);
+	assert_int_equal(live_grants(f), 0);
+	assert_int_equal(fm.maps, fm.unmaps);
+}
+
+static void test_launch_precheck_codes_and_nothing_leaks(void **state)
+{
+	struct fixture *f = *state;
+	struct fake_mapper fm = { .avail = { [LG_2M] = 40 } };
+	struct ne_mem_mapper mp;
+	struct ne_launch_req q = launch_req(f, &fm, &mp);
+	uint32_t dup[2] = { 2, 2 }, outside[2] = { 1, 5 }, half[1] = { 3 };
+	struct cl_diag d = { "" };
+	struct ne_launch l;
+
+	q.image_size = 40 * MiB; /* 128 MiB < 160 MiB */
+	assert_int_equal(ne_launch_prepare(f->pool, &q, &l, &d), 26);
+	assert_non_null(strstr(d.msg, "At least 160 MB"));
+	q.image_size = 0;
+	q.memory_mib = 0;
+	assert_int_equal(ne_launch_prepare(f->pool, &q, &l, &d), 26);
+	q.memory_mib = 64;
+	q.cpu_ids = dup;
+	q.ncpu_ids = 2;
+	assert_int_equal(ne_launch_prepare(f->pool, &q, &l, &d), 20);
+	q.cpu_ids = outside;
+	assert_int_equal(ne_launch_prepare(f->pool, &q, &l, &d), 21);
+	q.ncpu_ids = 0;
+	q.cpu_count = 6;
+	assert_int_equal(ne_launch_prepare(f->pool, &q, &l, &d), 22);
+	/* 128 MiB needs 64 pages; the mapper has 40: E27. */
+	q.cpu_count = 2;
+	q.memory_mib = 128;
+	assert_int_equal(ne_launch_prepare(f->pool, &q, &l, &d), 27);
+	/* Half a core: the driver refuses at start (E33). */
+	q.memory_mib = 64;
+	q.cpu_ids = half;
+	q.ncpu_ids = 1;
+	assert_int_equal(ne_launch_prepare(f->pool, &q, &l, &d), 33);
+	assert_non_null(strstr(d.msg, "NE_ERR_FULL_CORES_NOT_USED"));
+	assert_int_equal(live_grants(f), 0);
+	assert_int_equal(fm.maps, fm.unmaps);
+}
+
 /* ---- the real page inspection against this process's own mappings ---- */
 
 static void test_host_page_info_sees_ordinary_memory_as_not_hugetlb(void **state)
@@ -719,6 +910,37 @@ static void test_host_page_info_sees_hugetlb_memory_when_available(void **state)
 	munmap(p, 2 * MiB);
 }
 
+static void test_real_alloc_is_contiguous_and_zeroed_on_reuse_when_available(void **state)
+{
+	struct ne_mem m;
+	uint8_t *b;
+	uint64_t ps;
+	int node;
+
+	(void)state;
+	if (ne_mem_alloc(NULL, 4, &m, NULL) == -ENOMEM)
+		return; /* no free hugepages on this host (the usual case in CI) */
+	assert_non_null(m.base);
+	assert_true(m.total == 4 * MiB);
+	assert_true((uintptr_t)m.base % m.regions[0].size == 0);
+	for (size_t i = 1; i < m.count; i++)
+		assert_true((uint8_t *)m.regions[i].addr ==
+		            (uint8_t *)m.regions[i - 1].addr + m.regions[i - 1].size);
+	assert_int_equal(ne_host_page_info((uintptr_t)m.base, m.total, &ps, &node, NULL), 0);
+	assert_true(ps >= 2 * MiB);
+	memset(m.base, 0xab, m.total);
+	ne_mem_free(&m);
+	assert_null(m.base);
+	/* The same pages come back to the next enclave, cleared by the kernel. */
+	assert_int_equal(ne_mem_alloc(NULL, 4, &m, NULL), 0);
+	b = m.base;
+	for (uint64_t i = 0; i < m.total; i++)
+		if (b[i])
+			fail_msg("byte %llu of reused hugepage memory is 0x%02x",
+			         (unsigned long long)i, b[i]);
+	ne_mem_free(&m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -752,6 +974,12 @@ int main(void)
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_adopted_slot_belongs_to_the_adopter, setup,
 		                                teardown),
+		cmocka_unit_test_setup_teardown(test_concurrent_threads_never_share_a_cpu, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_launch_runs_the_whole_sequence, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_launch_precheck_codes_and_nothing_leaks, setup,
+		                                teardown),
 		cmocka_unit_test(test_error_names_and_cli_codes),
 		cmocka_unit_test(test_alloc_uses_largest_pages_first),
 		cmocka_unit_test(test_alloc_falls_back_to_smaller_pages),
@@ -762,6 +990,7 @@ int main(void)
 		cmocka_unit_test(test_memory_request_must_be_four_times_eif),
 		cmocka_unit_test(test_host_page_info_sees_ordinary_memory_as_not_hugetlb),
 		cmocka_unit_test(test_host_page_info_sees_hugetlb_memory_when_available),
+		cmocka_unit_test(test_real_alloc_is_contiguous_and_zeroed_on_reuse_when_available),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -17,6 +17,7 @@
 #include <openssl/ec.h>
 #include <openssl/evp.h>
 
+#include "../../guest/init/init_parse.h"
 #include "lib/nsm/device.h"
 #include "nsm_test_util.h"
 
@@ -742,6 +743,39 @@ static void test_nsm_state_rejects_bad_config(void **state)
 	EVP_PKEY_free(p256);
 }
 
+/*
+ * Interop with cloister-init's measured launch (guest/init/init_parse.c): its ExtendPCR
+ * requests must be accepted and its response check must accept our answer. Its LockPCR
+ * request must be accepted too; the answer is AWS's unit variant, a bare text "LockPCR".
+ */
+static void test_nsm_accepts_cloister_init_requests(void **state)
+{
+	struct fx *f = *state;
+	uint8_t req[INIT_NSM_REQUEST_MAX], want[48] = { 0 }, got[48];
+	const char lock_answer[] = "\x67LockPCR";
+	size_t n;
+	bool locked;
+
+	n = init_nsm_extend_request(INIT_MEASURE_PCR, "cloister:cmd:", (const uint8_t *)"/bin/app",
+	                            8, req, sizeof(req));
+	assert_true(n > 0);
+	assert_int_equal(nsm_handle_request(f->s, req, n, f->resp, sizeof(f->resp), &f->resp_len),
+	                 NSM_OK);
+	assert_true(init_nsm_response_ok(f->resp, f->resp_len, "ExtendPCR"));
+	sha384_extend(want, "cloister:cmd:/bin/app", 21);
+	assert_true(nsm_pcr_read(f->s, INIT_MEASURE_PCR, got, &locked));
+	assert_memory_equal(got, want, 48);
+	assert_false(locked);
+
+	n = init_nsm_lock_request(INIT_MEASURE_PCR, req, sizeof(req));
+	assert_int_equal(nsm_handle_request(f->s, req, n, f->resp, sizeof(f->resp), &f->resp_len),
+	                 NSM_OK);
+	assert_int_equal(f->resp_len, 8);
+	assert_memory_equal(f->resp, lock_answer, 8);
+	assert_true(nsm_pcr_read(f->s, INIT_MEASURE_PCR, got, &locked));
+	assert_true(locked);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -763,6 +797,7 @@ int main(void)
 		T(test_nsm_debug_mode_zeroes_image_pcrs),
 		T(test_nsm_response_must_fit),
 		T(test_nsm_state_rejects_bad_config),
+		T(test_nsm_accepts_cloister_init_requests),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -486,6 +486,26 @@ static void test_grant_round_trips_and_dead_owner_is_reclaimed(void **state)
 	assert_string_equal(list[0].name, "survivor");
 	free(list);
 	assert_int_equal(pool_grant_read(p, 0xabc, &back, NULL), POOL_ERR_NOT_FOUND);
+
+	/* A temporary file left by a writer that died (the child's pid) is cleaned up; one of a
+	 * live writer (this process) is left alone. */
+	{
+		char dead[PATH_MAX + 64], live[PATH_MAX + 64];
+
+		snprintf(dead, sizeof(dead), "state2/enclaves/abc.grant.tmp.%ld", (long)child);
+		snprintf(live, sizeof(live), "state2/enclaves/def.grant.tmp.%ld", (long)getpid());
+		fake_write(f->root, "half", "%s", dead);
+		fake_write(f->root, "half", "%s", live);
+		assert_int_equal(pool_grants_list(p, &list, &n, NULL, NULL), POOL_OK);
+		free(list);
+		snprintf(dead, sizeof(dead), "%s/state2/enclaves/abc.grant.tmp.%ld", f->root,
+		         (long)child);
+		snprintf(live, sizeof(live), "%s/state2/enclaves/def.grant.tmp.%ld", f->root,
+		         (long)getpid());
+		assert_int_equal(access(dead, F_OK), -1);
+		assert_int_equal(access(live, F_OK), 0);
+		unlink(live);
+	}
 	pool_unlock(p);
 	pool_close(p);
 }

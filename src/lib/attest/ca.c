@@ -435,8 +435,10 @@ enum attest_error attest_leaf_mint(const struct attest_ca *ca, const char *modul
 	enum attest_error err = ATTEST_ERR_CRYPTO;
 
 	memset(out, 0, sizeof(*out));
-	if (n == 0 || n > 99) {
-		cl_diag_set(d, "module id '%s' must be 1..99 bytes", module_id ? module_id : "");
+	/* X.509 caps a commonName at 64 characters (ub-common-name); AWS ids are 39. */
+	if (n == 0 || n > 64) {
+		cl_diag_set(d, "module id '%s' is %zu bytes; a leaf certificate CN holds 1..64",
+		            module_id ? module_id : "", n);
 		return ATTEST_ERR_CRYPTO;
 	}
 	out->key = EVP_EC_gen("P-384");

@@ -64,9 +64,11 @@ static struct json_object *parse_json(const uint8_t *buf, size_t len, const char
 			if (buf[i] != ' ' && buf[i] != '\n' && buf[i] != '\r' && buf[i] != '\t')
 				ws_only = false;
 		if (!ws_only) {
+			enum json_tokener_error je = json_tokener_get_error(tok);
 			cl_diag_set(d, "%s is not valid JSON (%s at byte %zu)", what,
-			            o ? "trailing data"
-			              : json_tokener_error_desc(json_tokener_get_error(tok)),
+			            o                             ? "trailing data"
+			            : je == json_tokener_continue ? "it ends early"
+			                                          : json_tokener_error_desc(je),
 			            end);
 			json_object_put(o);
 			o = NULL;

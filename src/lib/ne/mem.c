@@ -148,35 +148,22 @@ struct real_ctx {
 	int node; /* -1: no binding */
 };
 
+static int map_flags(uint64_t size)
+{
+	/* log2(size) in bits 26-31; 16 GiB (34) sets the sign bit, so shift unsigned as the
+	 * kernel's MAP_HUGE_16GB does. */
+	return MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB |
+	       (int)((unsigned)__builtin_ctzll(size) << MAP_HUGE_SHIFT);
+}
+
+/* Pass 1 and 2 only ask whether pages of a size can be had: a private hugetlb mmap reserves
+ * its pages at mmap time (ENOMEM when the pool is short), so nothing is faulted in yet. */
 static void *real_map(uint64_t size, void *opaque)
 {
-	struct real_ctx *c = opaque;
-	int shift = __builtin_ctzll(size);
-	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
-	               MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | (shift << MAP_HUGE_SHIFT), -1,
-	               0);
+	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, map_flags(size), -1, 0);
 
-	if (p == MAP_FAILED)
-		return NULL;
-	if (c->node >= 0 && c->node < 1024) {
-		unsigned long mask[1024 / (8 * sizeof(unsigned long))] = { 0 };
-
-		mask[c->node / (8 * sizeof(unsigned long))] |= 1UL << (c->node %
-		                                                       (8 * sizeof(unsigned long)));
-		/* ENOSYS: kernel without NUMA; there is only one node then. */
-		if (syscall(SYS_mbind, p, size, NE_MPOL_BIND, mask, 1024 + 1, 0) < 0 &&
-		    errno != ENOSYS) {
-			munmap(p, size);
-			return NULL;
-		}
-	}
-	/* Fault the pages in now: a shortage on the bound node becomes an error here instead of
-	 * a SIGBUS in the monitor later. The kernel zeroes each hugetlb page at this first fault. */
-	if (madvise(p, size, MADV_POPULATE_WRITE) < 0 && errno != EINVAL) {
-		munmap(p, size);
-		return NULL;
-	}
-	return p;
+	(void)opaque;
+	return p == MAP_FAILED ? NULL : p;
 }
 
 static void real_unmap(void *addr, uint64_t size, void *opaque)
@@ -185,10 +172,99 @@ static void real_unmap(void *addr, uint64_t size, void *opaque)
 	munmap(addr, size);
 }
 
-int ne_mem_alloc(struct ne_slot *s, uint64_t mib, struct ne_mem *out, struct cl_diag *d)
+/* Bind [p, p + size) to @node and fault it in. A shortage on the node becomes an error here
+ * instead of a SIGBUS in the monitor later, and the kernel zeroes each hugetlb page at this
+ * first fault. */
+static int bind_and_populate(void *p, uint64_t size, int node)
+{
+	if (node >= 0 && node < 1024) {
+		unsigned long mask[1024 / (8 * sizeof(unsigned long))] = { 0 };
+
+		mask[node / (8 * sizeof(unsigned long))] |= 1UL
+		                                            << (node % (8 * sizeof(unsigned long)));
+		/* ENOSYS: kernel without NUMA; there is only one node then. */
+		if (syscall(SYS_mbind, p, size, NE_MPOL_BIND, mask, 1024 + 1, 0) < 0 &&
+		    errno != ENOSYS)
+			return -errno;
+	}
+	if (madvise(p, size, MADV_POPULATE_WRITE) < 0 && errno != EINVAL)
+		return -errno;
+	return 0;
+}
+
+/*
+ * Re-map the chosen regions back to back, largest first, in one reserved address range, so the
+ * monitor can use [base, base + total) as guest RAM like a single mapping (a KVM memslot may
+ * span several VMAs). Largest first keeps every region aligned to its own page size when the
+ * base is aligned to the largest. The pages are given back and taken again in between; under
+ * the pool lock only non-cloister hugepage users can take them meanwhile (then -ENOMEM).
+ */
+static int make_contiguous(struct ne_mem *m, int node, struct cl_diag *d)
+{
+	uint64_t align = m->regions[0].size, off = 0;
+	uint8_t *va, *base;
+	int err;
+
+	va = mmap(NULL, m->total + align, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+	          -1, 0);
+	if (va == MAP_FAILED) {
+		err = -errno;
+		cl_diag_set(d, "cannot reserve %" PRIu64 " MiB of address space: %s",
+		            m->total >> 20, strerror(errno));
+		goto fail_regions;
+	}
+	base = (uint8_t *)(((uintptr_t)va + align - 1) & ~(uintptr_t)(align - 1));
+	if (base > va)
+		munmap(va, (size_t)(base - va));
+	if (base + m->total < va + m->total + align)
+		munmap(base + m->total, (size_t)(va + m->total + align - (base + m->total)));
+	for (size_t i = 0; i < m->count; i++)
+		munmap(m->regions[i].addr, m->regions[i].size);
+	for (size_t i = 0; i < m->count; i++) {
+		void *want = base + off;
+		void *p = mmap(want, m->regions[i].size, PROT_READ | PROT_WRITE,
+		               map_flags(m->regions[i].size) | MAP_FIXED, -1, 0);
+
+		if (p == MAP_FAILED) {
+			err = -errno;
+			cl_diag_set(d,
+			            "hugepages vanished while laying out enclave memory (another "
+			            "program took them): %s",
+			            strerror(errno));
+			goto fail_range;
+		}
+		err = bind_and_populate(p, m->regions[i].size, node);
+		if (err) {
+			cl_diag_set(d,
+			            "cannot fault in %" PRIu64
+			            " MiB of hugepages on NUMA node %d: %s; "
+			            "reserve them on that node with `cloister allocator`",
+			            m->regions[i].size >> 20, node, strerror(-err));
+			goto fail_range;
+		}
+		m->regions[i].addr = p;
+		off += m->regions[i].size;
+	}
+	m->base = base;
+	return 0;
+fail_range:
+	munmap(base, m->total);
+	goto out;
+fail_regions:
+	for (size_t i = 0; i < m->count; i++)
+		munmap(m->regions[i].addr, m->regions[i].size);
+out:
+	free(m->regions);
+	memset(m, 0, sizeof(*m));
+	return err == -ENOMEM || err == -EFAULT ? -ENOMEM : err;
+}
+
+int ne_mem_alloc_mapped(struct ne_slot *s, uint64_t mib, const struct ne_mem_mapper *mapper,
+                        struct ne_mem *out, struct cl_diag *d)
 {
 	struct real_ctx ctx = { s ? s->rec.node : -1 };
-	struct ne_mem_mapper mp = { real_map, real_unmap, &ctx };
+	struct ne_mem_mapper real = { real_map, real_unmap, &ctx };
+	const struct ne_mem_mapper *mp = mapper ? mapper : &real;
 	struct pool_grant g;
 	int rc;
 
@@ -197,8 +273,12 @@ int ne_mem_alloc(struct ne_slot *s, uint64_t mib, struct ne_mem *out, struct cl_
 		cl_diag_set(d, "enclave memory of %" PRIu64 " MiB is invalid", mib);
 		return -EINVAL;
 	}
-	if (!s)
-		return ne_mem_alloc_with(&mp, mib * MiB, out, d);
+	if (!s) {
+		rc = ne_mem_alloc_with(mp, mib * MiB, out, d);
+		if (!rc && !mapper)
+			rc = make_contiguous(out, -1, d);
+		return rc;
+	}
 
 	/* Under the lock the whole time, so two enclaves cannot both count the same free
 	 * budget. */
@@ -208,15 +288,33 @@ int ne_mem_alloc(struct ne_slot *s, uint64_t mib, struct ne_mem *out, struct cl_
 	rc = pool_grant_read(s->pool, s->slot_uid, &g, d) ? -EIO : 0;
 	if (rc)
 		goto out;
+	if (g.owner_pid != getpid()) {
+		cl_diag_set(d, "enclave slot %" PRIx64 " belongs to process %ld, not this one",
+		            s->slot_uid, (long)g.owner_pid);
+		rc = -EIO;
+		goto out;
+	}
 	rc = ne_memory_budget_check(s, g.memory_mib + mib, d);
 	if (rc)
 		goto out;
-	rc = ne_mem_alloc_with(&mp, mib * MiB, out, d);
+	rc = ne_mem_alloc_with(mp, mib * MiB, out, d);
 	if (rc)
 		goto out;
+	/* Pass 2 may overshoot the request (nitro-cli reports the larger MemoryMiB); the
+	 * overshoot must fit the budget too. */
+	rc = ne_memory_budget_check(s, g.memory_mib + (out->total >> 20), d);
+	if (rc) {
+		ne_mem_free_with(mp, out);
+		goto out;
+	}
+	if (!mapper) {
+		rc = make_contiguous(out, s->rec.node, d);
+		if (rc)
+			goto out;
+	}
 	g.memory_mib += out->total >> 20;
 	if (pool_grant_write(s->pool, &g, d)) {
-		ne_mem_free(out);
+		ne_mem_free_with(mp, out);
 		rc = -EIO;
 	}
 out:
@@ -224,10 +322,21 @@ out:
 	return rc;
 }
 
+int ne_mem_alloc(struct ne_slot *s, uint64_t mib, struct ne_mem *out, struct cl_diag *d)
+{
+	return ne_mem_alloc_mapped(s, mib, NULL, out, d);
+}
+
 void ne_mem_free(struct ne_mem *m)
 {
 	struct ne_mem_mapper mp = { real_map, real_unmap, NULL };
 
+	if (m->base) {
+		munmap(m->base, m->total);
+		free(m->regions);
+		memset(m, 0, sizeof(*m));
+		return;
+	}
 	ne_mem_free_with(&mp, m);
 }
 

@@ -201,6 +201,9 @@ struct ne_mem {
 	struct ne_mem_region *regions; /* largest first; the EIF goes across them in this order */
 	size_t count;
 	uint64_t total; /* bytes; MemoryMiB = total >> 20 */
+	/* ne_mem_alloc(): the regions lie back to back from here, so [base, base + total) can be
+	 * used as one guest RAM mapping (aligned to the largest page). NULL from a test mapper. */
+	void *base;
 };
 
 /*
@@ -231,15 +234,20 @@ int ne_mem_alloc_with(const struct ne_mem_mapper *m, uint64_t bytes, struct ne_m
 
 /*
  * Allocate @mib MiB of enclave memory for @s (NULL: no pool accounting) with the algorithm
- * above using mmap(MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | MAP_HUGE_<size>), each region
- * bound to the pool's NUMA node (mbind) and faulted in (MADV_POPULATE_WRITE, which reports a
- * shortage as an error instead of SIGBUS). The pages are zero: the kernel clears every hugetlb
+ * above using mmap(MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | MAP_HUGE_<size>). The chosen
+ * regions are then laid out back to back from out->base (largest first, so each stays aligned
+ * to its page size), bound to the pool's NUMA node (mbind) and faulted in
+ * (MADV_POPULATE_WRITE, which reports a shortage as an error instead of SIGBUS). The pages are zero: the kernel clears every hugetlb
  * page when it is first faulted into a new private anonymous mapping, and cloister never reuses
  * a mapping for a second enclave. With a slot, the request must fit the pool's free memory
  * budget (-ENOMEM naming who holds the rest) and is recorded in the grant. The caller owns the
  * regions: ne_mem_free() them after the enclave ends.
  */
 int ne_mem_alloc(struct ne_slot *s, uint64_t mib, struct ne_mem *out, struct cl_diag *d);
+
+/* ne_mem_alloc() with regions from @mapper (NULL: the real hugetlb mapper); for tests. */
+int ne_mem_alloc_mapped(struct ne_slot *s, uint64_t mib, const struct ne_mem_mapper *mapper,
+                        struct ne_mem *out, struct cl_diag *d);
 
 /* Unmap every region and reset @m. Safe on a zeroed or already freed struct. */
 void ne_mem_free(struct ne_mem *m);
@@ -250,5 +258,52 @@ void ne_mem_free_with(const struct ne_mem_mapper *mp, struct ne_mem *m);
  * e.g. the whole EIF at NE_EIF_LOAD_OFFSET. Returns 0 or -ERANGE if it does not fit. */
 int ne_mem_write(const struct ne_mem *m, uint64_t offset, const void *data, uint64_t len,
                  struct cl_diag *d);
+
+/* ---- run-enclave's whole sequence ------------------------------------------------------------ */
+
+#define NE_LAUNCH_MAX_CPUS 256
+
+struct ne_launch_req {
+	uint64_t memory_mib; /* --memory */
+	unsigned cpu_count; /* --cpu-count (when ncpu_ids is 0) */
+	const uint32_t *cpu_ids; /* --cpu-ids */
+	size_t ncpu_ids;
+	uint64_t cid; /* --enclave-cid, 0 = auto */
+	const char *name; /* --enclave-name or the EIF file name without .eif */
+	bool debug_mode; /* --debug-mode */
+	uint64_t image_size; /* EIF file size, for the 4x pre-check (0: skip it) */
+	const void *image; /* EIF bytes copied to NE_EIF_LOAD_OFFSET; NULL: caller copies */
+	/* Test hooks; NULL in production. */
+	const struct ne_host_ops *host_ops;
+	const struct ne_mem_mapper *mapper;
+};
+
+struct ne_launch {
+	struct ne_slot *slot;
+	struct ne_mem mem; /* guest RAM, regions in order from GPA 0 */
+	uint32_t cpu_ids[NE_LAUNCH_MAX_CPUS]; /* host CPUs, in the order added (CPUIDs) */
+	size_t ncpus;
+	uint64_t cid; /* EnclaveCID */
+	uint64_t memory_mib; /* MemoryMiB (may exceed the request) */
+	uint64_t slot_uid;
+	char name[POOL_NAME_MAX]; /* EnclaveName after _N de-duplication */
+	char enclave_id[POOL_ID_MAX]; /* EnclaveID */
+	const struct ne_mem_mapper *mapper;
+};
+
+/*
+ * Everything run-enclave does with resources, in nitro-cli's order: the E26 memory pre-check;
+ * the CPU request against the pool (E20 duplicate id, E21 id not in pool, E22 count larger than
+ * the pool); NE_CREATE_VM; the unique name; nitro-cli's hugepage allocation; image load info;
+ * the EIF copy (if @req->image); every region; the vCPUs; NE_START_ENCLAVE. The calling process
+ * becomes the owner (its death frees everything). Returns 0 with @out filled, or the nitro-cli
+ * error code number (for cli_fail) with @d naming the NE_ERR_* and the reason; nothing is held
+ * then. Release with ne_launch_release() after the VM is gone.
+ */
+int ne_launch_prepare(struct pool *p, const struct ne_launch_req *req, struct ne_launch *out,
+                      struct cl_diag *d);
+
+/* Unmap the memory and release the slot. Safe to call twice. */
+void ne_launch_release(struct ne_launch *l);
 
 #endif

@@ -104,6 +104,10 @@ int pool_open(const char *state_dir, const char *sysroot, struct pool **out, str
 	}
 	snprintf(path, sizeof(path), "%s/pool.lock", state_dir);
 	p->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	/* flock works on a read-only descriptor too: a non-root user may still take the lock
+	 * to read a consistent view (describe-enclaves). */
+	if (p->lock_fd < 0 && (errno == EACCES || errno == EPERM || errno == EROFS))
+		p->lock_fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (p->lock_fd < 0) {
 		cl_diag_set(d, "cannot open the pool lock %s: %s", path, strerror(errno));
 		goto io;
@@ -586,6 +590,21 @@ int pool_grants_list(struct pool *p, struct pool_grant **out, size_t *n, size_t 
 		size_t l = strlen(e->d_name);
 		struct pool_grant g;
 
+		const char *tmp = strstr(e->d_name, ".grant.tmp.");
+
+		/* A writer that died between creating its temporary file and renaming it leaves
+		 * "<slot>.grant.tmp.<pid>" behind; remove it once that pid is gone. */
+		if (tmp) {
+			unsigned long long wpid;
+			uint64_t st;
+
+			if (!pool_parse_u64(tmp + 11, &wpid) && wpid <= INT_MAX &&
+			    pool_process_start_time((pid_t)wpid, &st) == POOL_ERR_NOT_FOUND) {
+				snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+				unlink(path);
+			}
+			continue;
+		}
 		if (l < 7 || strcmp(e->d_name + l - 6, ".grant"))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);

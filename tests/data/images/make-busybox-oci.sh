@@ -6,13 +6,19 @@
 # EXIT_STATUS (default 0). Cmd ["/bin/hello"], Env PATH and GREETING, WorkingDir /srv.
 # Reproducible: fixed mtimes, owners and order, gzip without a name or time stamp.
 # Also writes OUT_DIR.tar (the same layout as an oci-archive).
+# IMAGE_CONFIG, if set, replaces the config JSON verbatim (tests use it for broken images).
 set -euo pipefail
 out=${1:?usage: $0 OUT_DIR [EXIT_STATUS]}
 status=${2:-0}
-busybox=$(command -v busybox || true)
-[ -n "$busybox" ] && file -L "$busybox" | grep -q 'statically linked' ||
-	busybox=/bin/busybox
-file -L "$busybox" | grep -q 'statically linked' || {
+# A dynamic busybox names its ELF interpreter (/lib64/ld-linux…); a static one does not.
+busybox=""
+for b in "$(command -v busybox || true)" /bin/busybox /usr/bin/busybox; do
+	if [ -n "$b" ] && [ -x "$b" ] && ! LC_ALL=C grep -qa '/lib64/ld-linux' "$b"; then
+		busybox=$b
+		break
+	fi
+done
+[ -n "$busybox" ] || {
 	echo "need a static busybox (apt-get install busybox-static)" >&2
 	exit 1
 }
@@ -51,7 +57,8 @@ diff_id=sha256:$(sha256sum "$work/layer.tar" | cut -d' ' -f1)
 gzip -n -9 <"$work/layer.tar" >"$work/layer.tar.gz"
 read -r layer_digest layer_size < <(blob "$work/layer.tar.gz")
 
-printf '%s' '{"architecture":"amd64","os":"linux","config":{"Env":["PATH=/bin","GREETING=Hello"],"Cmd":["/bin/hello"],"WorkingDir":"/srv"},"rootfs":{"type":"layers","diff_ids":["'"$diff_id"'"]},"history":[{"created_by":"tests/data/images/make-busybox-oci.sh"}]}' >"$work/config.json"
+config='{"architecture":"amd64","os":"linux","config":{"Env":["PATH=/bin","GREETING=Hello"],"Cmd":["/bin/hello"],"WorkingDir":"/srv"},"rootfs":{"type":"layers","diff_ids":["'"$diff_id"'"]},"history":[{"created_by":"tests/data/images/make-busybox-oci.sh"}]}'
+printf '%s' "${IMAGE_CONFIG:-$config}" >"$work/config.json"
 read -r config_digest config_size < <(blob "$work/config.json")
 
 printf '%s' '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"'"$config_digest"'","size":'"$config_size"'},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"'"$layer_digest"'","size":'"$layer_size"'}]}' >"$work/manifest.json"
