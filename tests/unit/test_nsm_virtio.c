@@ -20,6 +20,8 @@
 #include "nsm_test_util.h"
 #include "vmm/devices/virtio_nsm.h"
 
+#define QUEUE_SIZE 2 /* as the Linux driver is given by QEMU: one request, one response */
+
 #define RAM_SIZE 0x40000ULL
 #define DESC 0x1000
 #define AVAIL 0x2000
@@ -89,7 +91,7 @@ static void driver_probe(void)
 	wr(VIRTIO_MMIO_STATUS,
 	   VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
 	wr(VIRTIO_MMIO_QUEUE_SEL, 0);
-	wr(VIRTIO_MMIO_QUEUE_NUM, VIRTIO_NSM_QUEUE_SIZE);
+	wr(VIRTIO_MMIO_QUEUE_NUM, QUEUE_SIZE);
 	wr(VIRTIO_MMIO_QUEUE_DESC_LOW, DESC);
 	wr(VIRTIO_MMIO_QUEUE_DRIVER_LOW, AVAIL);
 	wr(VIRTIO_MMIO_QUEUE_DEVICE_LOW, USED);
@@ -153,7 +155,7 @@ static void set_desc(unsigned i, uint64_t addr, uint32_t len, uint16_t flags, ui
 
 static void make_available(uint16_t head)
 {
-	put16(AVAIL + 4 + 2 * (avail_idx % VIRTIO_NSM_QUEUE_SIZE), head);
+	put16(AVAIL + 4 + 2 * (avail_idx % QUEUE_SIZE), head);
 	avail_idx++;
 	put16(AVAIL + 2, avail_idx);
 }
@@ -196,7 +198,6 @@ static void test_nsm_virtio_answers_describe_nsm_like_the_linux_driver_asks(void
 	assert_int_equal(rc, 0);
 	assert_true(n > sizeof(prefix));
 	assert_memory_equal(ram + RESP_BUF, prefix, sizeof(prefix));
-	assert_int_equal(dev->requests, 1);
 }
 
 static void test_nsm_virtio_serves_many_requests_around_the_ring(void **state)
@@ -250,17 +251,22 @@ static void test_nsm_virtio_oversized_request_gets_input_too_large(void **state)
 	assert_memory_equal(ram + RESP_BUF, want, sizeof(want));
 }
 
-static void test_nsm_virtio_protocol_violations_fail_the_device(void **state)
+static void test_nsm_virtio_too_small_response_buffer_gets_nothing(void **state)
 {
 	const uint8_t req[] = { 0x6b, 'D', 'e', 's', 'c', 'r', 'i', 'b', 'e', 'N', 'S', 'M' };
+	uint32_t n;
 	int rc;
 
 	(void)state;
-	/* A response buffer too small for the answer. */
-	driver_request(req, sizeof(req), 16, &rc);
-	assert_int_equal(rc, -1);
-	assert_true(t.failed);
-	assert_non_null(strstr(t.why, "virtio-nsm"));
+	/* No answer fits in 16 bytes: the buffer comes back empty, nothing is truncated into
+	 * it, and the device stays usable (a small buffer is a driver bug, not an attack). */
+	n = driver_request(req, sizeof(req), 16, &rc);
+	assert_int_equal(rc, 0);
+	assert_int_equal(n, 0);
+	assert_false(t.failed);
+	n = driver_request(req, sizeof(req), NSM_RESPONSE_MAX, &rc);
+	assert_int_equal(rc, 0);
+	assert_true(n > 16);
 }
 
 static void test_nsm_virtio_lone_response_buffer_fails_the_device(void **state)
@@ -272,7 +278,7 @@ static void test_nsm_virtio_lone_response_buffer_fails_the_device(void **state)
 	make_available(0);
 	rc = wr(VIRTIO_MMIO_QUEUE_NOTIFY, 0);
 	assert_int_equal(rc, -1);
-	assert_non_null(strstr(t.why, "without a request"));
+	assert_non_null(strstr(t.why, "no request before it"));
 }
 
 /* Re-probing the driver must not unlock PCRs. */
@@ -307,7 +313,7 @@ int main(void)
 		T(test_nsm_virtio_serves_many_requests_around_the_ring),
 		T(test_nsm_virtio_accepts_one_combined_chain),
 		T(test_nsm_virtio_oversized_request_gets_input_too_large),
-		T(test_nsm_virtio_protocol_violations_fail_the_device),
+		T(test_nsm_virtio_too_small_response_buffer_gets_nothing),
 		T(test_nsm_virtio_lone_response_buffer_fails_the_device),
 		T(test_nsm_virtio_reset_keeps_pcr_locks),
 	};
