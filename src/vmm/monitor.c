@@ -483,10 +483,13 @@ enum vmm_err monitor_create(struct monitor **out, const struct monitor_config *c
 		e = check_host(d);
 		cl_debug("host probe: %.1f ms", ms_since(&t0));
 	}
-	if (e)
+	if (e) {
+		nsm_state_free(cfg->nsm);
 		return e;
+	}
 	m = calloc(1, sizeof(*m));
 	if (!m) {
+		nsm_state_free(cfg->nsm);
 		cl_diag_set(d, "out of memory");
 		return VMM_ERR_INTERNAL;
 	}
@@ -503,6 +506,20 @@ enum vmm_err monitor_create(struct monitor **out, const struct monitor_config *c
 		m->vcpu[i].host_cpu = i < cfg->ncpus ? cfg->cpus[i] : -1;
 	}
 
+	if (cfg->nsm) {
+		m->nsm = calloc(1, sizeof(*m->nsm));
+		if (!m->nsm) {
+			nsm_state_free(cfg->nsm);
+			cl_diag_set(d, "out of memory");
+			e = VMM_ERR_INTERNAL;
+			goto fail;
+		}
+		virtio_nsm_init(m->nsm, cfg->nsm); /* owned by m->nsm from here */
+		e = add_virtio(m, &virtio_nsm_ops, m->nsm, d);
+		if (e)
+			goto fail;
+	}
+
 	e = vm_open(&m->vm, d);
 	if (e)
 		goto fail;
@@ -517,19 +534,6 @@ enum vmm_err monitor_create(struct monitor **out, const struct monitor_config *c
 	if (e)
 		goto fail;
 	cl_debug("image loaded and parsed: %.1f ms", ms_since(&t0));
-
-	if (cfg->nsm) {
-		m->nsm = calloc(1, sizeof(*m->nsm));
-		if (!m->nsm) {
-			cl_diag_set(d, "out of memory");
-			e = VMM_ERR_INTERNAL;
-			goto fail;
-		}
-		m->nsm->state = cfg->nsm;
-		e = add_virtio(m, &virtio_nsm_ops, m->nsm, d);
-		if (e)
-			goto fail;
-	}
 
 	if (cfg->cid) {
 		e = add_vsock(m, d);
@@ -608,7 +612,10 @@ void monitor_destroy(struct monitor *m)
 		virtio_mmio_destroy(m->virtio[i]);
 		free(m->virtio[i]);
 	}
-	free(m->nsm);
+	if (m->nsm) {
+		virtio_nsm_destroy(m->nsm);
+		free(m->nsm);
+	}
 	vsock_dev_free(m->vsock); /* closes its sockets and removes the vsock socket file */
 	if (m->booted_fd >= 0)
 		close(m->booted_fd);

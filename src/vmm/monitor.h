@@ -47,8 +47,8 @@ struct monitor_config {
 	/* Called once, from the monitor's main thread, when the heartbeat arrives. */
 	void (*on_booted)(void *opaque);
 	void *booted_opaque;
-	/* Optional: serve this NSM state as a virtio-nsm device (borrowed; must outlive the
-	 * monitor). NULL: no NSM device. */
+	/* Optional: serve this NSM state (from nsm_enclave_new) as a virtio-nsm device. The
+	 * monitor takes ownership, also when monitor_create fails. NULL: no NSM device. */
 	struct nsm_state *nsm;
 };
 

@@ -8,7 +8,7 @@
 
 #include "vmm/arch/x86_64/boot.h"
 #include "vmm/devices/serial.h"
-#include "vmm/devices/virtio_nsm.h"
+#include "vmm/devices/nsm.h"
 #include "vmm/monitor.h"
 #include "vmm/virtio/mmio.h"
 
