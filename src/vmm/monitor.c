@@ -612,13 +612,13 @@ void monitor_destroy(struct monitor *m)
 		virtio_mmio_destroy(m->virtio[i]);
 		free(m->virtio[i]);
 	}
+	vsock_dev_free(m->vsock); /* closes its sockets and removes the vsock socket file */
+	if (m->booted_fd >= 0)
+		close(m->booted_fd);
 	if (m->nsm) {
 		virtio_nsm_destroy(m->nsm);
 		free(m->nsm);
 	}
-	vsock_dev_free(m->vsock); /* closes its sockets and removes the vsock socket file */
-	if (m->booted_fd >= 0)
-		close(m->booted_fd);
 	if (m->serial_ready)
 		serial_destroy(&m->serial);
 	vm_close(&m->vm);
