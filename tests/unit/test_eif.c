@@ -723,6 +723,39 @@ static void test_eif_build_rejects_missing_inputs(void **state)
 	assert_int_equal(eif_build(&p, tpath("x.eif"), NULL, &d), EIF_ERR_INVALID_ARG);
 }
 
+static void test_eif_build_from_another_filesystem_is_identical(void **state)
+{
+	/* /dev/shm is tmpfs: copy_file_range across filesystems fails with EXDEV and the writer
+	 * falls back to read() + write(); the image must not change */
+	const char *rds[] = { NULL, NULL };
+	char shm[64];
+	struct eif_build_params p;
+	uint8_t *a, *b;
+	size_t alen, blen;
+	FILE *f;
+
+	(void)state;
+	snprintf(shm, sizeof(shm), "/dev/shm/cloister-test-rd1-%d", (int)getpid());
+	f = fopen(shm, "wb");
+	if (!f)
+		skip();
+	fwrite(RD1, 1, strlen(RD1), f);
+	fclose(f);
+	rds[0] = rd0_path;
+	rds[1] = rd1_path;
+	p = std_params(rds, 2);
+	assert_int_equal(eif_build(&p, tpath("fs1.eif"), NULL, NULL), EIF_OK);
+	rds[1] = shm;
+	assert_int_equal(eif_build(&p, tpath("fs2.eif"), NULL, NULL), EIF_OK);
+	unlink(shm);
+	a = get_file(tpath("fs1.eif"), &alen);
+	b = get_file(tpath("fs2.eif"), &blen);
+	assert_int_equal(alen, blen);
+	assert_memory_equal(a, b, alen);
+	free(a);
+	free(b);
+}
+
 /* ---- signing --------------------------------------------------------------------------- */
 
 /* A self-signed EC certificate for @nid, valid from now+@from_days to now+@to_days. */
@@ -1097,6 +1130,7 @@ int main(void)
 		cmocka_unit_test(test_eif_build_time_without_epoch_is_rfc3339_now),
 		cmocka_unit_test(test_eif_custom_metadata_is_sorted_and_validated),
 		cmocka_unit_test(test_eif_build_rejects_missing_inputs),
+		cmocka_unit_test(test_eif_build_from_another_filesystem_is_identical),
 		cmocka_unit_test(test_eif_signed_build_has_pcr8_and_verifies),
 		cmocka_unit_test(test_eif_sign_file_appends_then_replaces),
 		cmocka_unit_test(test_eif_sign_replaces_a_signature_in_the_middle),

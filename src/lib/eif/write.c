@@ -44,8 +44,17 @@ struct writer {
 	struct eif_hasher hasher;
 	struct eif_pipe pipe; /* hashes streams A/B beside the I/O */
 	uint64_t chunks; /* chunks submitted to the pipe */
+	bool no_cfr; /* copy_file_range unavailable here: read() and write() instead */
 	uint8_t *ring[EIF_PIPE_DEPTH];
 };
+
+/* @n bytes at the end of the output: CRC them and advance. */
+static void account(struct writer *w, const uint8_t *p, size_t n)
+{
+	w->crc = crc32_z(w->crc, p, n);
+	w->crc_len += n;
+	w->pos += n;
+}
 
 static enum eif_error emit(struct writer *w, const uint8_t *p, size_t n, struct cl_diag *d)
 {
@@ -56,9 +65,7 @@ static enum eif_error emit(struct writer *w, const uint8_t *p, size_t n, struct 
 		            strerror(-r));
 		return EIF_ERR_IO;
 	}
-	w->crc = crc32_z(w->crc, p, n);
-	w->crc_len += n;
-	w->pos += n;
+	account(w, p, n);
 	return EIF_OK;
 }
 
@@ -89,30 +96,59 @@ static enum eif_error emit_section(struct writer *w, struct out_section *s, stru
 			return err;
 		return emit(w, s->mem, (size_t)s->size, d);
 	}
-	for (;;) {
+	while (done < s->size) {
 		uint8_t *buf = w->ring[w->chunks % EIF_PIPE_DEPTH];
-		ssize_t r;
+		uint64_t left = s->size - done;
+		size_t want = left > EIF_IO_CHUNK ? EIF_IO_CHUNK : (size_t)left;
+		ssize_t r = -1;
 
 		/* reuse the ring slot only after the hashing thread is done with it */
 		if (w->chunks >= EIF_PIPE_DEPTH &&
 		    (err = eif_pipe_wait(&w->pipe, w->chunks - EIF_PIPE_DEPTH + 1)))
 			return err;
-		r = read(s->fd, buf, EIF_IO_CHUNK);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			cl_diag_set(d, "cannot read '%s': %s", s->path, strerror(errno));
-			return EIF_ERR_IO;
+		if (!w->no_cfr) {
+			/*
+			 * Copy in the kernel, then read the bytes back from *our output*: what
+			 * is measured and CRC'd is exactly what was written, even if the input
+			 * changes meanwhile, and this costs less CPU than read() + write()
+			 * from user memory (bench/eif-build).
+			 */
+			r = copy_file_range(s->fd, NULL, w->fd, NULL, want, 0);
+			if (r < 0 && (errno == EXDEV || errno == ENOSYS || errno == EOPNOTSUPP ||
+			              errno == EINVAL)) {
+				w->no_cfr = true; /* file positions are intact: go on below */
+			} else if (r < 0 && errno == EINTR) {
+				continue;
+			} else if (r < 0) {
+				cl_diag_set(d, "cannot copy '%s' into '%s': %s", s->path,
+				            w->tmp_path, strerror(errno));
+				return EIF_ERR_IO;
+			} else if (r > 0) {
+				long long b = cl_pread_full(w->fd, buf, (size_t)r, w->pos);
+
+				if (b != (long long)r) {
+					cl_diag_set(d, "cannot read back '%s' at 0x%" PRIx64,
+					            w->tmp_path, w->pos);
+					return EIF_ERR_IO;
+				}
+				account(w, buf, (size_t)r);
+			}
+		}
+		if (w->no_cfr) {
+			r = read(s->fd, buf, want);
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r < 0) {
+				cl_diag_set(d, "cannot read '%s': %s", s->path, strerror(errno));
+				return EIF_ERR_IO;
+			}
+			if (r > 0 && (err = emit(w, buf, (size_t)r, d)))
+				return err;
 		}
 		if (r == 0)
-			break;
-		if ((uint64_t)r > s->size - done) {
-			cl_diag_set(d, "'%s' grew while it was being read (was %" PRIu64 " bytes)",
-			            s->path, s->size);
-			return EIF_ERR_CHANGED;
-		}
+			break; /* shrank: reported below */
 		done += (uint64_t)r;
-		if ((err = emit(w, buf, (size_t)r, d)) || (err = hash_chunk(w, buf, (size_t)r)))
+		if ((err = hash_chunk(w, buf, (size_t)r)))
 			return err;
 	}
 	if (done != s->size) {
@@ -156,7 +192,7 @@ static int create_temp(const char *path, char **tmp, struct cl_diag *d)
 		clock_gettime(CLOCK_MONOTONIC, &ts);
 		snprintf(t, n, "%s.tmp-%d-%lx", path, (int)getpid(),
 		         (unsigned long)(ts.tv_nsec ^ (long)attempt * 7919));
-		fd = open(t, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+		fd = open(t, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
 		if (fd >= 0) {
 			*tmp = t;
 			return fd;
