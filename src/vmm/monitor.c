@@ -7,6 +7,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cloister/eif.h"
@@ -96,6 +97,36 @@ static void serial_irq(void *opaque)
 	struct monitor *m = opaque;
 
 	vm_irq_pulse(&m->vm, LAYOUT_UART_IRQ);
+}
+
+static void virtio_irq(void *opaque, unsigned irq)
+{
+	struct monitor *m = opaque;
+
+	vm_irq_pulse(&m->vm, irq);
+}
+
+/* Put @ops/@opaque on the next virtio-mmio slot (window and IRQ from layout.h). */
+static enum vmm_err add_virtio(struct monitor *m, const struct virtio_dev_ops *ops, void *opaque,
+                               struct cl_diag *d)
+{
+	unsigned i = m->nvirtio;
+	struct virtio_mmio_dev *t;
+
+	if (i >= LAYOUT_VIRTIO_MMIO_MAX) {
+		cl_diag_set(d, "more than %d virtio devices", LAYOUT_VIRTIO_MMIO_MAX);
+		return VMM_ERR_INTERNAL;
+	}
+	t = calloc(1, sizeof(*t));
+	if (!t || !virtio_mmio_init(t, ops, opaque, &m->vm.mem,
+	                            LAYOUT_MMIO_BASE + i * LAYOUT_VIRTIO_MMIO_SIZE,
+	                            LAYOUT_VIRTIO_IRQ_BASE + i, virtio_irq, m)) {
+		free(t);
+		cl_diag_set(d, "cannot set up the virtio %s device", ops->name);
+		return VMM_ERR_INTERNAL;
+	}
+	m->virtio[m->nvirtio++] = t;
+	return VMM_OK;
 }
 
 /* Size of a regular file, or an error naming it. */
@@ -314,6 +345,15 @@ static enum vmm_err check_host(struct cl_diag *d)
 	return VMM_ERR_HOST;
 }
 
+/* Milliseconds since @t0 (CLOCK_MONOTONIC), for the debug log of where launch time goes. */
+static double ms_since(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)(t.tv_sec - t0->tv_sec) * 1e3 + (double)(t.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
 static enum vmm_err check_config(const struct monitor_config *c, struct cl_diag *d)
 {
 	if (!c->eif_path && !c->kernel_path) {
@@ -378,6 +418,7 @@ enum vmm_err monitor_create(struct monitor **out, const struct monitor_config *c
 {
 	struct acpi_config acfg;
 	struct boot_image img;
+	struct timespec t0;
 	struct monitor *m;
 	enum vmm_err e;
 	enum boot_err be;
@@ -387,12 +428,18 @@ enum vmm_err monitor_create(struct monitor **out, const struct monitor_config *c
 	e = check_config(cfg, d);
 	if (!e)
 		e = check_image_size(cfg, d);
-	if (!e && !cfg->skip_host_probe)
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (!e && !cfg->skip_host_probe) {
 		e = check_host(d);
-	if (e)
+		cl_debug("host probe: %.1f ms", ms_since(&t0));
+	}
+	if (e) {
+		nsm_state_free(cfg->nsm);
 		return e;
+	}
 	m = calloc(1, sizeof(*m));
 	if (!m) {
+		nsm_state_free(cfg->nsm);
 		cl_diag_set(d, "out of memory");
 		return VMM_ERR_INTERNAL;
 	}
@@ -408,15 +455,34 @@ enum vmm_err monitor_create(struct monitor **out, const struct monitor_config *c
 		m->vcpu[i].host_cpu = i < cfg->ncpus ? cfg->cpus[i] : -1;
 	}
 
+	if (cfg->nsm) {
+		m->nsm = calloc(1, sizeof(*m->nsm));
+		if (!m->nsm) {
+			nsm_state_free(cfg->nsm);
+			cl_diag_set(d, "out of memory");
+			e = VMM_ERR_INTERNAL;
+			goto fail;
+		}
+		virtio_nsm_init(m->nsm, cfg->nsm); /* owned by m->nsm from here */
+		e = add_virtio(m, &virtio_nsm_ops, m->nsm, d);
+		if (e)
+			goto fail;
+	}
+
 	e = vm_open(&m->vm, d);
 	if (e)
 		goto fail;
+	cl_debug("KVM VM created: %.1f ms", ms_since(&t0));
 	e = vm_ram_alloc(&m->vm, cfg->memory_mib * MiB, d);
 	if (e)
 		goto fail;
+	cl_debug("%llu MiB of %llu KiB pages mapped, populated and locked: %.1f ms",
+	         (unsigned long long)cfg->memory_mib, (unsigned long long)(m->vm.page_size >> 10),
+	         ms_since(&t0));
 	e = load_image(m, &img, d);
 	if (e)
 		goto fail;
+	cl_debug("image loaded and parsed: %.1f ms", ms_since(&t0));
 
 	memset(&acfg, 0, sizeof(acfg));
 	acfg.ncpus = m->ncpus;
@@ -454,6 +520,7 @@ enum vmm_err monitor_create(struct monitor **out, const struct monitor_config *c
 		e = VMM_ERR_INTERNAL;
 		goto fail;
 	}
+	cl_debug("ready to run: %.1f ms", ms_since(&t0));
 	*out = m;
 	return VMM_OK;
 fail:
@@ -484,8 +551,14 @@ void monitor_destroy(struct monitor *m)
 		if (m->vcpu[i].fd >= 0)
 			close(m->vcpu[i].fd);
 	}
-	for (unsigned i = 0; i < m->nvirtio; i++)
+	for (unsigned i = 0; i < m->nvirtio; i++) {
 		virtio_mmio_destroy(m->virtio[i]);
+		free(m->virtio[i]);
+	}
+	if (m->nsm) {
+		virtio_nsm_destroy(m->nsm);
+		free(m->nsm);
+	}
 	if (m->serial_ready)
 		serial_destroy(&m->serial);
 	vm_close(&m->vm);

@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "cloister/diag.h"
+#include "lib/nsm/device.h"
 #include "vmm/kvm/vm.h"
 
 #define MONITOR_MAX_CPUS 64
@@ -36,6 +37,9 @@ struct monitor_config {
 	bool debug_mode;
 	int console_fd; /* debug mode: where ttyS0 output goes; -1 for none */
 	bool skip_host_probe; /* trust /dev/kvm without timing a ring-0 loop first */
+	/* Optional: serve this NSM state (from nsm_enclave_new) as a virtio-nsm device. The
+	 * monitor takes ownership, also when monitor_create fails. NULL: no NSM device. */
+	struct nsm_state *nsm;
 };
 
 /* How the enclave ended. The monitor's exit status is derived from it (docs/design.md). */

@@ -8,6 +8,7 @@
 
 #include "vmm/arch/x86_64/boot.h"
 #include "vmm/devices/serial.h"
+#include "vmm/devices/nsm.h"
 #include "vmm/monitor.h"
 #include "vmm/virtio/mmio.h"
 
@@ -29,6 +30,7 @@ struct monitor {
 	bool serial_ready;
 	unsigned nvirtio;
 	struct virtio_mmio_dev *virtio[8];
+	struct virtio_nsm *nsm;
 
 	unsigned ncpus;
 	struct vcpu vcpu[MONITOR_MAX_CPUS];
