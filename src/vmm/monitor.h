@@ -37,6 +37,9 @@ struct monitor_config {
 	bool debug_mode;
 	int console_fd; /* debug mode: where ttyS0 output goes; -1 for none */
 	bool skip_host_probe; /* trust /dev/kvm without timing a ring-0 loop first */
+	/* Debug builds only (--no-seccomp): vCPU threads run without their allow-list. The
+	 * caller's main thread enters SANDBOX_MAIN itself after monitor_start (seccomp.h). */
+	bool no_seccomp;
 	/* vsock (docs/vsock.md): with a CID the enclave gets a virtio-vsock device; its host
 	 * endpoints live at vsock_uds ("<dir>/<EnclaveID>.vsock"; NULL: no host endpoints). */
 	const char *vsock_uds;
