@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -18,7 +19,15 @@
 
 #include "vmm/sandbox/seccomp.h"
 
-enum action { DO_WRITE, DO_GETPPID, DO_TCGETS, DO_KVM_RUN, DO_KVM_IRQ_LINE };
+enum action {
+	DO_WRITE,
+	DO_GETPPID,
+	DO_TCGETS,
+	DO_KVM_RUN,
+	DO_KVM_IRQ_LINE,
+	DO_MPROTECT_RW,
+	DO_MPROTECT_X
+};
 
 /* Run @act in a child that entered @cls; return its wait status. The child's stderr and a
  * "before" marker go to *@out (up to @len bytes). */
@@ -56,6 +65,14 @@ static int run_sandboxed(enum sandbox_class cls, enum action act, char *out, siz
 		case DO_KVM_RUN:
 			ioctl(-1, KVM_RUN, 0);
 			break;
+		case DO_MPROTECT_RW:
+		case DO_MPROTECT_X: {
+			static char page[4096] __attribute__((aligned(4096)));
+
+			mprotect(page, sizeof(page),
+			         PROT_READ | (act == DO_MPROTECT_X ? PROT_EXEC : PROT_WRITE));
+			break;
+		}
 		case DO_KVM_IRQ_LINE: {
 			struct kvm_irq_level l = { 0 };
 
@@ -130,6 +147,19 @@ static void test_sandbox_vcpu_ioctl_is_limited_to_kvm(void **state)
 	assert_non_null(strstr(out, "ioctl"));
 }
 
+static void test_sandbox_memory_may_never_become_executable(void **state)
+{
+	char out[512];
+	int st;
+
+	(void)state;
+	st = run_sandboxed(SANDBOX_VCPU, DO_MPROTECT_RW, out, sizeof(out));
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	st = run_sandboxed(SANDBOX_VCPU, DO_MPROTECT_X, out, sizeof(out));
+	assert_true(killed_by_sigsys(st));
+	assert_non_null(strstr(out, "mprotect"));
+}
+
 static void test_sandbox_main_thread_cannot_run_a_vcpu(void **state)
 {
 	char out[512];
@@ -147,6 +177,7 @@ int main(void)
 		cmocka_unit_test(test_sandbox_allows_listed_syscalls),
 		cmocka_unit_test(test_sandbox_forbidden_syscall_kills_and_names_it),
 		cmocka_unit_test(test_sandbox_vcpu_ioctl_is_limited_to_kvm),
+		cmocka_unit_test(test_sandbox_memory_may_never_become_executable),
 		cmocka_unit_test(test_sandbox_main_thread_cannot_run_a_vcpu),
 	};
 

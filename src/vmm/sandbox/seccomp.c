@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "vmm/sandbox/seccomp.h"
@@ -142,6 +143,13 @@ int sandbox_enter(enum sandbox_class cls, struct cl_diag *d)
 		goto out;
 	if (allow_ioctl(ctx, KVM_IRQ_LINE, d) < 0) /* devices and the UART raise interrupts */
 		goto out;
+	/* malloc grows a thread's arena by making reserved heap readable and writable; never
+	 * executable. */
+	if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mprotect), 1,
+	                     SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0)) < 0) {
+		cl_diag_set(d, "seccomp: cannot allow mprotect");
+		goto out;
+	}
 	rc = seccomp_load(ctx);
 	if (rc < 0) {
 		cl_diag_set(d, "seccomp: cannot install the filter: %s", strerror(-rc));
