@@ -40,6 +40,11 @@ struct monitor_config {
 	/* Debug builds only (--no-seccomp): vCPU threads run without their allow-list. The
 	 * caller's main thread enters SANDBOX_MAIN itself after monitor_start (seccomp.h). */
 	bool no_seccomp;
+	/* Optional: give the enclave an NSM (virtio-nsm) whose module id is @enclave_id, with a
+	 * leaf key and certificate minted from the host CA in @ca_dir (NULL: the default) and the
+	 * EIF's measurements. EIF boots only. */
+	const char *enclave_id;
+	const char *ca_dir;
 	/* vsock (docs/vsock.md): with a CID the enclave gets a virtio-vsock device; its host
 	 * endpoints live at vsock_uds ("<dir>/<EnclaveID>.vsock"; NULL: no host endpoints). */
 	const char *vsock_uds;
@@ -50,8 +55,9 @@ struct monitor_config {
 	/* Called once, from the monitor's main thread, when the heartbeat arrives. */
 	void (*on_booted)(void *opaque);
 	void *booted_opaque;
-	/* Optional: serve this NSM state (from nsm_enclave_new) as a virtio-nsm device. The
-	 * monitor takes ownership, also when monitor_create fails. NULL: no NSM device. */
+	/* Optional, instead of @enclave_id: serve this NSM state (from nsm_enclave_new) as a
+	 * virtio-nsm device. The monitor takes ownership, also when monitor_create fails.
+	 * NULL: no NSM device. */
 	struct nsm_state *nsm;
 };
 
