@@ -222,7 +222,7 @@ struct eif_build_params {
  *
  * On success @meas (may be NULL) receives PCR0/1/2 (and PCR8 if signed). Errors:
  * EIF_ERR_INVALID_ARG (missing/inconsistent params), EIF_ERR_IO, EIF_ERR_CHANGED (an input
- * changed size while read), EIF_ERR_METADATA (bad JSON or too large), EIF_ERR_CERT / EIF_ERR_KEY
+ * shrank while read), EIF_ERR_METADATA (bad JSON or too large), EIF_ERR_CERT / EIF_ERR_KEY
  * (signing inputs), EIF_ERR_CRYPTO, EIF_ERR_NOMEM.
  */
 enum eif_error eif_build(const struct eif_build_params *p, const char *output_path,

@@ -21,8 +21,8 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 	        "Usage: cloister-monitor --eif PATH --memory MiB (--cpu-ids LIST | --cpu-count N)\n"
-	        "                        [--cid N] [--debug-mode [--console PATH|-]] [--ready-fd "
-	        "N]\n"
+	        "                        [--cid N] [--debug-mode [--console PATH|-]]\n"
+	        "                        [--ready-fd N] [--enclave-id ID [--ca-dir DIR]]\n"
 	        "\n"
 	        "Runs one enclave: a KVM virtual machine booting the EIF's kernel with its vCPUs\n"
 	        "pinned to dedicated host CPUs and its memory in locked hugepages.\n"
@@ -37,6 +37,9 @@ static void usage(FILE *out)
 	        "                      enclave prints leaves it\n"
 	        "  --console PATH|-    debug mode: append the console to PATH, or stdout "
 	        "(default)\n"
+	        "  --enclave-id ID     give the enclave an NSM (virtio-nsm) with this module id;\n"
+	        "                      its certificate comes from the host CA (--ca-dir DIR,\n"
+	        "                      default $CLOISTER_CA_DIR or /etc/cloister/ca)\n"
 	        "  --ready-fd N        write \"ready\\n\" to fd N once the vCPUs run, then close "
 	        "it\n"
 	        "  --vsock-uds PATH    with --cid: the enclave's vsock host socket; the parent\n"
@@ -133,6 +136,8 @@ int main(int argc, char **argv)
 		O_CMDLINE,
 		O_LOG,
 		O_NO_PROBE,
+		O_ENCLAVE_ID,
+		O_CA_DIR,
 		O_VSOCK_UDS,
 		O_HEARTBEAT,
 		O_BOOTED_FD,
@@ -153,6 +158,8 @@ int main(int argc, char **argv)
 		{ "cmdline", required_argument, NULL, O_CMDLINE },
 		{ "log-level", required_argument, NULL, O_LOG },
 		{ "skip-host-probe", no_argument, NULL, O_NO_PROBE },
+		{ "enclave-id", required_argument, NULL, O_ENCLAVE_ID },
+		{ "ca-dir", required_argument, NULL, O_CA_DIR },
 		{ "vsock-uds", required_argument, NULL, O_VSOCK_UDS },
 		{ "heartbeat-timeout", required_argument, NULL, O_HEARTBEAT },
 		{ "booted-fd", required_argument, NULL, O_BOOTED_FD },
@@ -237,6 +244,15 @@ int main(int argc, char **argv)
 			break;
 		case O_CMDLINE:
 			cfg.cmdline = optarg;
+			break;
+		case O_NO_PROBE:
+			cfg.skip_host_probe = true;
+			break;
+		case O_ENCLAVE_ID:
+			cfg.enclave_id = optarg;
+			break;
+		case O_CA_DIR:
+			cfg.ca_dir = optarg;
 			break;
 		case O_LOG:
 			if (!strcmp(optarg, "error"))

@@ -41,6 +41,11 @@ struct monitor_config {
 	bool debug_mode;
 	int console_fd; /* debug mode: where ttyS0 output goes; -1 for none */
 	bool skip_host_probe; /* trust /dev/kvm without timing a ring-0 loop first */
+	/* Optional: give the enclave an NSM (virtio-nsm) whose module id is @enclave_id, with a
+	 * leaf key and certificate minted from the host CA in @ca_dir (NULL: the default) and the
+	 * EIF's measurements. EIF boots only. */
+	const char *enclave_id;
+	const char *ca_dir;
 	/* vsock (docs/vsock.md): with a CID the enclave gets a virtio-vsock device; its host
 	 * endpoints live at vsock_uds ("<dir>/<EnclaveID>.vsock"; NULL: no host endpoints). */
 	const char *vsock_uds;
@@ -51,8 +56,9 @@ struct monitor_config {
 	/* Called once, from the monitor's main thread, when the heartbeat arrives. */
 	void (*on_booted)(void *opaque);
 	void *booted_opaque;
-	/* Optional: serve this NSM state as a virtio-nsm device (borrowed; must outlive the
-	 * monitor). NULL: no NSM device. */
+	/* Optional, instead of @enclave_id: serve this NSM state (from nsm_enclave_new) as a
+	 * virtio-nsm device. The monitor takes ownership, also when monitor_create fails.
+	 * NULL: no NSM device. */
 	struct nsm_state *nsm;
 };
 

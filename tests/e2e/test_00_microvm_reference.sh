@@ -4,14 +4,12 @@
 # by tests/e2e/lib/microvm.sh exactly as bench/ does. Must-have: the init's marker on the console.
 # Reference only (printed, not required): the 0xB7 heartbeat over vhost-vsock to CID 2.
 set -euo pipefail
-top=$(cd "$(dirname "$0")/../.." && pwd)
-microvm=$top/tests/e2e/lib/microvm.sh
-init=$top/build/tests/e2e/hello-init
+. "$(dirname "$0")/lib/common.sh"
+microvm=$E2E_TOP/tests/e2e/lib/microvm.sh
+init=$(e2e_need_built tests/e2e/hello-init)
 cid=${E2E_MICROVM_CID:-42}
-
-[ -x "$init" ] || { echo "missing $init: build the project first (bash scripts/test.sh)"; exit 1; }
-kdir=$(bash "$top/scripts/fetch-kernel.sh" enclave)
-kernel=$(ls "$kdir"/boot/vmlinuz-* | head -1)
+kdir=$(e2e_enclave_kernel_dir)
+kernel=$(e2e_enclave_kernel)
 
 tmp=$(mktemp -d)
 listener=""

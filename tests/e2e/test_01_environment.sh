@@ -3,9 +3,10 @@
 # host with real KVM): KVM boots guests directly, enclave memory (hugepages) is there, the tree is
 # writable at its own path and /tmp is private scratch.
 set -euo pipefail
-top=$(cd "$(dirname "$0")/../.." && pwd)
-cli=$top/build/src/cli/cloister
-fail() { echo "$*"; exit 1; }
+. "$(dirname "$0")/lib/common.sh"
+top=$E2E_TOP
+cli=$(e2e_need_built src/cli/cloister)
+fail() { e2e_fail "$@"; }
 
 out=$("$cli" parent-instance check) || fail "KVM here cannot boot enclaves: $out"
 echo "$out"

@@ -100,6 +100,7 @@ static void sha256_hex(const void *p, size_t n, char out[65])
 struct member {
 	char name[128];
 	struct buf data;
+	const char *link; /* a symlink member when set */
 };
 
 struct image {
@@ -211,6 +212,13 @@ static char *write_tar(const struct image *img)
 	for (size_t i = 0; i < img->n; i++) {
 		archive_entry_clear(ae);
 		archive_entry_set_pathname(ae, img->m[i].name);
+		if (img->m[i].link) {
+			archive_entry_set_filetype(ae, AE_IFLNK);
+			archive_entry_set_perm(ae, 0777);
+			archive_entry_set_symlink(ae, img->m[i].link);
+			assert_int_equal(archive_write_header(a, ae), ARCHIVE_OK);
+			continue;
+		}
 		archive_entry_set_filetype(ae, AE_IFREG);
 		archive_entry_set_perm(ae, 0644);
 		archive_entry_set_size(ae, (la_int64_t)img->m[i].data.len);
@@ -558,6 +566,47 @@ static void test_image_detects_corrupt_and_missing_blobs(void **state)
 	free(dir);
 }
 
+/* docker save (< v25) links a repeated layer to its first copy; links must stay inside. */
+static void test_image_docker_archive_follows_layer_links_inside_only(void **state)
+{
+	static const struct ent l1[] = { { "same", 'f', "same", 0 } };
+	struct buf layer = make_tar(l1, 1, false);
+	struct cl_diag d = { "" };
+	const char *targets[] = { "../abc/layer.tar", "../../etc/passwd" };
+	enum image_error want[] = { IMAGE_OK, IMAGE_ERR_UNSAFE_PATH };
+
+	(void)state;
+	for (size_t k = 0; k < 2; k++) {
+		struct image img = { 0 };
+		struct img_tree *t = NULL;
+		struct img_source *src = NULL;
+		char *tar, uri[600];
+		static const char manifest[] = "[{\"Config\":\"c.json\",\"RepoTags\":null,"
+		                               "\"Layers\":[\"abc/layer.tar\",\"def/layer.tar\"]}]";
+
+		add_member(&img, "c.json", default_config, strlen(default_config));
+		add_member(&img, "abc/layer.tar", layer.p, layer.len);
+		add_member(&img, "def/layer.tar", "", 0);
+		img.m[img.n - 1].link = targets[k];
+		add_member(&img, "manifest.json", manifest, strlen(manifest));
+		tar = write_tar(&img);
+		snprintf(uri, sizeof(uri), "docker-archive:%s", tar);
+		assert_int_equal(load(uri, &t, &src, &d), want[k]);
+		if (want[k] == IMAGE_OK) {
+			assert_int_equal(img_source_layer_count(src), 2);
+			assert_true(img_tree_lookup(t, "rootfs/same", NULL));
+		} else {
+			assert_non_null(strstr(d.msg, "outside"));
+		}
+		img_tree_free(t);
+		img_close(src);
+		free_image(&img);
+		unlink(tar);
+		free(tar);
+	}
+	free(layer.p);
+}
+
 static void test_image_plain_name_explains_how_to_export(void **state)
 {
 	struct img_source *src;
@@ -615,6 +664,7 @@ int main(void)
 		cmocka_unit_test(test_image_config_rejects_bad_json_and_types),
 		cmocka_unit_test(test_image_refuses_arm64),
 		cmocka_unit_test(test_image_detects_corrupt_and_missing_blobs),
+		cmocka_unit_test(test_image_docker_archive_follows_layer_links_inside_only),
 		cmocka_unit_test(test_image_plain_name_explains_how_to_export),
 		cmocka_unit_test(test_image_index_selects_by_ref_and_platform),
 	};

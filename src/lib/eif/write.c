@@ -41,11 +41,19 @@ struct writer {
 	uint64_t pos; /* bytes written so far */
 	uLong crc; /* CRC of everything after the header */
 	uint64_t crc_len; /* bytes in crc */
-	struct eif_hasher hasher;
-	struct eif_pipe pipe; /* hashes streams A/B beside the I/O */
-	uint64_t chunks; /* chunks submitted to the pipe */
+	struct eif_stream hs; /* PCR hashing on worker threads */
+	uint64_t chunks; /* ring chunks used so far */
+	bool no_cfr; /* copy_file_range unavailable here: read() and write() instead */
 	uint8_t *ring[EIF_PIPE_DEPTH];
 };
+
+/* @n bytes at the end of the output: CRC them and advance. */
+static void account(struct writer *w, const uint8_t *p, size_t n)
+{
+	w->crc = crc32_z(w->crc, p, n);
+	w->crc_len += n;
+	w->pos += n;
+}
 
 static enum eif_error emit(struct writer *w, const uint8_t *p, size_t n, struct cl_diag *d)
 {
@@ -56,21 +64,16 @@ static enum eif_error emit(struct writer *w, const uint8_t *p, size_t n, struct 
 		            strerror(-r));
 		return EIF_ERR_IO;
 	}
-	w->crc = crc32_z(w->crc, p, n);
-	w->crc_len += n;
-	w->pos += n;
+	account(w, p, n);
 	return EIF_OK;
 }
 
-/* Hash a chunk: streams A/B on the pipe's thread, stream C (PCR2) here. */
-static enum eif_error hash_chunk(struct writer *w, const uint8_t *p, size_t n)
+/* Hand a chunk to the hashing threads; @slot is its ring slot, or -1 for lasting memory. */
+static enum eif_error hash_chunk(struct writer *w, int slot, const uint8_t *p, size_t n)
 {
-	enum eif_error err = eif_hasher_update_c(&w->hasher, p, n);
-
-	if (!err)
-		err = eif_pipe_submit(&w->pipe, p, n);
-	w->chunks++;
-	return err;
+	if (slot >= 0)
+		w->chunks++;
+	return eif_stream_feed(&w->hs, slot, p, n);
 }
 
 static enum eif_error emit_section(struct writer *w, struct out_section *s, struct cl_diag *d)
@@ -80,39 +83,67 @@ static enum eif_error emit_section(struct writer *w, struct out_section *s, stru
 	uint64_t done = 0;
 
 	eif_section_header_encode(sh, s->type, s->size);
-	if ((err = emit(w, sh, sizeof(sh), d)) || (err = eif_pipe_drain(&w->pipe)) ||
-	    (err = eif_hasher_section(&w->hasher, s->type)))
+	if ((err = emit(w, sh, sizeof(sh), d)) || (err = eif_stream_section(&w->hs, s->type)))
 		return err;
 	if (s->mem) {
 		/* in-memory data outlives the pipe: no copy needed */
-		if ((err = hash_chunk(w, s->mem, (size_t)s->size)))
+		if ((err = hash_chunk(w, -1, s->mem, (size_t)s->size)))
 			return err;
 		return emit(w, s->mem, (size_t)s->size, d);
 	}
-	for (;;) {
-		uint8_t *buf = w->ring[w->chunks % EIF_PIPE_DEPTH];
-		ssize_t r;
+	while (done < s->size) {
+		int slot = (int)(w->chunks % EIF_PIPE_DEPTH);
+		uint8_t *buf = w->ring[slot];
+		uint64_t left = s->size - done;
+		size_t want = left > EIF_IO_CHUNK ? EIF_IO_CHUNK : (size_t)left;
+		ssize_t r = -1;
 
 		/* reuse the ring slot only after the hashing thread is done with it */
-		if (w->chunks >= EIF_PIPE_DEPTH &&
-		    (err = eif_pipe_wait(&w->pipe, w->chunks - EIF_PIPE_DEPTH + 1)))
+		if ((err = eif_stream_slot_free(&w->hs, slot)))
 			return err;
-		r = read(s->fd, buf, EIF_IO_CHUNK);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			cl_diag_set(d, "cannot read '%s': %s", s->path, strerror(errno));
-			return EIF_ERR_IO;
+		if (!w->no_cfr) {
+			/*
+			 * Copy in the kernel, then read the bytes back from *our output*: what
+			 * is measured and CRC'd is exactly what was written, even if the input
+			 * changes meanwhile, and this costs less CPU than read() + write()
+			 * from user memory (bench/eif-build).
+			 */
+			r = copy_file_range(s->fd, NULL, w->fd, NULL, want, 0);
+			if (r < 0 && (errno == EXDEV || errno == ENOSYS || errno == EOPNOTSUPP ||
+			              errno == EINVAL)) {
+				w->no_cfr = true; /* file positions are intact: go on below */
+			} else if (r < 0 && errno == EINTR) {
+				continue;
+			} else if (r < 0) {
+				cl_diag_set(d, "cannot copy '%s' into '%s': %s", s->path,
+				            w->tmp_path, strerror(errno));
+				return EIF_ERR_IO;
+			} else if (r > 0) {
+				long long b = cl_pread_full(w->fd, buf, (size_t)r, w->pos);
+
+				if (b != (long long)r) {
+					cl_diag_set(d, "cannot read back '%s' at 0x%" PRIx64,
+					            w->tmp_path, w->pos);
+					return EIF_ERR_IO;
+				}
+				account(w, buf, (size_t)r);
+			}
+		}
+		if (w->no_cfr) {
+			r = read(s->fd, buf, want);
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r < 0) {
+				cl_diag_set(d, "cannot read '%s': %s", s->path, strerror(errno));
+				return EIF_ERR_IO;
+			}
+			if (r > 0 && (err = emit(w, buf, (size_t)r, d)))
+				return err;
 		}
 		if (r == 0)
-			break;
-		if ((uint64_t)r > s->size - done) {
-			cl_diag_set(d, "'%s' grew while it was being read (was %" PRIu64 " bytes)",
-			            s->path, s->size);
-			return EIF_ERR_CHANGED;
-		}
+			break; /* shrank: reported below */
 		done += (uint64_t)r;
-		if ((err = emit(w, buf, (size_t)r, d)) || (err = hash_chunk(w, buf, (size_t)r)))
+		if ((err = hash_chunk(w, slot, buf, (size_t)r)))
 			return err;
 	}
 	if (done != s->size) {
@@ -156,7 +187,7 @@ static int create_temp(const char *path, char **tmp, struct cl_diag *d)
 		clock_gettime(CLOCK_MONOTONIC, &ts);
 		snprintf(t, n, "%s.tmp-%d-%lx", path, (int)getpid(),
 		         (unsigned long)(ts.tv_nsec ^ (long)attempt * 7919));
-		fd = open(t, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+		fd = open(t, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
 		if (fd >= 0) {
 			*tmp = t;
 			return fd;
@@ -255,9 +286,8 @@ enum eif_error eif_build(const struct eif_build_params *p, const char *output_pa
 			goto out;
 		}
 	}
-	if ((err = eif_hasher_init(&w.hasher)))
+	if ((err = eif_stream_init(&w.hs)))
 		goto out;
-	eif_pipe_start(&w.pipe, &w.hasher);
 	r = create_temp(output_path, &tmp, d);
 	if (r < 0) {
 		err = r == -ENOMEM ? EIF_ERR_NOMEM : EIF_ERR_IO;
@@ -281,10 +311,7 @@ enum eif_error eif_build(const struct eif_build_params *p, const char *output_pa
 		if ((err = emit_section(&w, &secs[i], d)))
 			goto out;
 	}
-	if ((err = eif_pipe_drain(&w.pipe)))
-		goto out;
-	eif_pipe_stop(&w.pipe);
-	if ((err = eif_hasher_final(&w.hasher, &m)))
+	if ((err = eif_stream_final(&w.hs, &m)))
 		goto out;
 
 	if (signing) {
@@ -294,7 +321,7 @@ enum eif_error eif_build(const struct eif_build_params *p, const char *output_pa
 
 		offsets[nsec] = w.pos;
 		sizes[nsec] = sig_len;
-		/* not measured: written without the (stopped) hashing pipe */
+		/* not measured: written after the hashing threads have stopped */
 		eif_section_header_encode(sh, EIF_SECTION_SIGNATURE, sig_len);
 		if ((err = emit(&w, sh, sizeof(sh), d)) || (err = emit(&w, sig, sig_len, d)))
 			goto out;
@@ -340,8 +367,7 @@ out:
 	for (unsigned i = 0; i < EIF_MAX_SECTIONS; i++)
 		if (secs[i].path && secs[i].fd >= 0)
 			close(secs[i].fd);
-	eif_pipe_stop(&w.pipe);
-	eif_hasher_free(&w.hasher);
+	eif_stream_free(&w.hs);
 	for (unsigned i = 0; i < EIF_PIPE_DEPTH; i++)
 		free(w.ring[i]);
 	free(meta);

@@ -645,6 +645,45 @@ static void blob_member(const char *name, bool by_digest, char *out, size_t cap)
 		snprintf(out, cap, "%s", name);
 }
 
+/* Replace @path (a member name) by where its symlink @target points, relative to @path's
+ * directory, resolving "." and ".." lexically. False if it climbs above the archive root. */
+static bool resolve_member_link(char *path, const char *target, size_t cap)
+{
+	char buf[2048];
+	char *parts[256];
+	size_t n = 0, o = 0;
+	char *save = NULL, *slash = strrchr(path, '/');
+
+	if (target[0] == '/')
+		snprintf(buf, sizeof(buf), "%s", target);
+	else if (slash)
+		snprintf(buf, sizeof(buf), "%.*s/%s", (int)(slash - path), path, target);
+	else
+		snprintf(buf, sizeof(buf), "%s", target);
+	for (char *t = strtok_r(buf, "/", &save); t; t = strtok_r(NULL, "/", &save)) {
+		if (!strcmp(t, "."))
+			continue;
+		if (!strcmp(t, "..")) {
+			if (n == 0)
+				return false;
+			n--;
+			continue;
+		}
+		if (n == 256)
+			return false;
+		parts[n++] = t;
+	}
+	if (n == 0)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		int w = snprintf(path + o, cap - o, "%s%s", i ? "/" : "", parts[i]);
+		if (w < 0 || (size_t)w >= cap - o)
+			return false;
+		o += (size_t)w;
+	}
+	return true;
+}
+
 /* Open blob @name for reading; @digest (may be NULL) turns on hashing. */
 static enum image_error raw_open(const struct img_source *s, const char *name, bool by_digest,
                                  const char *digest, struct raw *r, struct cl_diag *d)
@@ -680,31 +719,60 @@ static enum image_error raw_open(const struct img_source *s, const char *name, b
 		raw_close(r);
 		return IMAGE_ERR_UNSAFE_PATH;
 	}
-	r->outer = archive_read_new();
-	if (!r->outer)
-		goto nomem;
-	archive_read_support_filter_all(r->outer);
-	archive_read_support_format_tar(r->outer);
-	if (archive_read_open_filename(r->outer, s->path, RAW_CHUNK) != ARCHIVE_OK) {
-		cl_diag_set(d, "cannot read '%s': %s", s->path, archive_error_string(r->outer));
-		raw_close(r);
-		return IMAGE_ERR_ARCHIVE;
+	/* docker save (before v25) stores a repeated layer once and links the others to it
+	 * ("<id>/layer.tar -> ../<other>/layer.tar"): follow a few such links inside the tar. */
+	for (int hop = 0; hop < 8; hop++) {
+		char link[1024] = "";
+
+		r->outer = archive_read_new();
+		if (!r->outer)
+			goto nomem;
+		archive_read_support_filter_all(r->outer);
+		archive_read_support_format_tar(r->outer);
+		if (archive_read_open_filename(r->outer, s->path, RAW_CHUNK) != ARCHIVE_OK) {
+			cl_diag_set(d, "cannot read '%s': %s", s->path,
+			            archive_error_string(r->outer));
+			raw_close(r);
+			return IMAGE_ERR_ARCHIVE;
+		}
+		/* Tar has no index: walk the headers (libarchive skips the data by seeking). */
+		while ((rc = archive_read_next_header(r->outer, &e)) == ARCHIVE_OK ||
+		       rc == ARCHIVE_WARN) {
+			char got[1024];
+			const char *pn = archive_entry_pathname(e);
+			if (!pn || img_path_normalize(pn, got, sizeof(got), NULL) != IMAGE_OK ||
+			    strcmp(got, want))
+				continue;
+			if (archive_entry_filetype(e) == AE_IFREG)
+				return IMAGE_OK;
+			if (archive_entry_filetype(e) == AE_IFLNK && archive_entry_symlink(e)) {
+				snprintf(link, sizeof(link), "%s", archive_entry_symlink(e));
+				break;
+			}
+		}
+		if (!link[0]) {
+			if (rc != ARCHIVE_EOF && rc != ARCHIVE_OK)
+				cl_diag_set(d, "reading '%s': %s", s->path,
+				            archive_error_string(r->outer));
+			else
+				cl_diag_set(d, "'%s' is missing from the archive '%s'", want,
+				            s->path);
+			raw_close(r);
+			return rc == ARCHIVE_EOF || rc == ARCHIVE_OK ? IMAGE_ERR_NOT_FOUND
+			                                             : IMAGE_ERR_ARCHIVE;
+		}
+		archive_read_free(r->outer);
+		r->outer = NULL;
+		if (!resolve_member_link(want, link, sizeof(want))) {
+			cl_diag_set(d, "'%s' in '%s' links outside the archive ('%s')", want,
+			            s->path, link);
+			raw_close(r);
+			return IMAGE_ERR_UNSAFE_PATH;
+		}
 	}
-	/* Tar has no index: walk the headers (libarchive skips the data by seeking). */
-	while ((rc = archive_read_next_header(r->outer, &e)) == ARCHIVE_OK || rc == ARCHIVE_WARN) {
-		char got[1024];
-		const char *pn = archive_entry_pathname(e);
-		if (pn && archive_entry_filetype(e) == AE_IFREG &&
-		    img_path_normalize(pn, got, sizeof(got), NULL) == IMAGE_OK &&
-		    !strcmp(got, want))
-			return IMAGE_OK;
-	}
-	if (rc != ARCHIVE_EOF)
-		cl_diag_set(d, "reading '%s': %s", s->path, archive_error_string(r->outer));
-	else
-		cl_diag_set(d, "'%s' is missing from the archive '%s'", want, s->path);
+	cl_diag_set(d, "'%s' in '%s' is behind more than 8 links", want, s->path);
 	raw_close(r);
-	return rc == ARCHIVE_EOF ? IMAGE_ERR_NOT_FOUND : IMAGE_ERR_ARCHIVE;
+	return IMAGE_ERR_UNSAFE_PATH;
 nomem:
 	raw_close(r);
 	cl_diag_set(d, "out of memory");

@@ -40,31 +40,8 @@ SH
 chmod 0755 "$root/bin/hello"
 echo "root:x:0:0:root:/:/bin/sh" >"$root/etc/passwd"
 
-blob() { # FILE → prints "sha256:<hex> <size>" and moves FILE into the layout
-	local hex size
-	hex=$(sha256sum "$1" | cut -d' ' -f1)
-	size=$(stat -c %s "$1")
-	mv "$1" "$out/blobs/sha256/$hex"
-	echo "sha256:$hex $size"
-}
-
-rm -rf "$out"
-mkdir -p "$out/blobs/sha256"
-tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner --format=posix \
-	--pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime \
-	-C "$root" -cf "$work/layer.tar" .
-diff_id=sha256:$(sha256sum "$work/layer.tar" | cut -d' ' -f1)
-gzip -n -9 <"$work/layer.tar" >"$work/layer.tar.gz"
-read -r layer_digest layer_size < <(blob "$work/layer.tar.gz")
-
-config='{"architecture":"amd64","os":"linux","config":{"Env":["PATH=/bin","GREETING=Hello"],"Cmd":["/bin/hello"],"WorkingDir":"/srv"},"rootfs":{"type":"layers","diff_ids":["'"$diff_id"'"]},"history":[{"created_by":"tests/data/images/make-busybox-oci.sh"}]}'
-printf '%s' "${IMAGE_CONFIG:-$config}" >"$work/config.json"
-read -r config_digest config_size < <(blob "$work/config.json")
-
-printf '%s' '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"'"$config_digest"'","size":'"$config_size"'},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"'"$layer_digest"'","size":'"$layer_size"'}]}' >"$work/manifest.json"
-read -r manifest_digest manifest_size < <(blob "$work/manifest.json")
-
-printf '%s\n' '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"'"$manifest_digest"'","size":'"$manifest_size"',"annotations":{"org.opencontainers.image.ref.name":"latest"},"platform":{"architecture":"amd64","os":"linux"}}]}' >"$out/index.json"
-printf '%s' '{"imageLayoutVersion":"1.0.0"}' >"$out/oci-layout"
-tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C "$out" -cf "$out.tar" .
+config='{"architecture":"amd64","os":"linux","config":{"Env":["PATH=/bin","GREETING=Hello"],"Cmd":["/bin/hello"],"WorkingDir":"/srv"},"rootfs":{"type":"layers","diff_ids":["@DIFF_ID@"]},"history":[{"created_by":"tests/data/images/make-busybox-oci.sh"}]}'
+# shellcheck source=oci-layout.sh
+. "$(dirname "$0")/oci-layout.sh"
+oci_layout "$root" "$out" "${IMAGE_CONFIG:-$config}"
 echo "$out"

@@ -1,0 +1,114 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <string.h>
+
+#include "vmm/devices/nsm.h"
+
+void virtio_nsm_init(struct virtio_nsm *dev, struct nsm_state *nsm)
+{
+	memset(dev, 0, sizeof(*dev));
+	dev->nsm = nsm;
+}
+
+void virtio_nsm_destroy(struct virtio_nsm *dev)
+{
+	nsm_state_free(dev->nsm);
+	dev->nsm = NULL;
+}
+
+/* Keep the first NSM_REQUEST_MAX bytes and the true length: nsm_handle_request() answers
+ * anything longer with InputTooLarge without reading it. */
+static void take_request(struct virtio_nsm *dev, const struct virtq_chain *c)
+{
+	dev->pending_len = c->out_len;
+	virtq_chain_read(c, 0, dev->req,
+	                 c->out_len < NSM_REQUEST_MAX ? c->out_len : NSM_REQUEST_MAX);
+}
+
+/* Answer the stashed request into the writable part of @c; returns the bytes written or -1. */
+static int64_t answer(struct virtio_nsm *dev, struct virtio_mmio_dev *t,
+                      const struct virtq_chain *c)
+{
+	size_t cap = c->in_len < NSM_RESPONSE_MAX ? (size_t)c->in_len : NSM_RESPONSE_MAX;
+	size_t len = 0;
+	enum nsm_error err;
+
+	err = nsm_handle_request(dev->nsm, dev->req, dev->pending_len, dev->resp, cap, &len);
+	if (err != NSM_OK)
+		return virtio_mmio_fail(t,
+		                        "virtio-nsm: cannot answer into a %llu-byte buffer: %s "
+		                        "(the driver gives 0x3000)",
+		                        (unsigned long long)c->in_len, nsm_strerror(err));
+	virtq_chain_write(c, 0, dev->resp, len);
+	dev->requests++;
+	return (int64_t)len;
+}
+
+static int nsm_notify(void *opaque, struct virtio_mmio_dev *t, unsigned q)
+{
+	struct virtio_nsm *dev = opaque;
+	struct virtq *vq = &t->q[q].vq;
+	bool used = false;
+
+	for (;;) {
+		struct virtq_chain c;
+		enum virtq_err e;
+		bool got;
+		int64_t n;
+
+		e = virtq_pop(vq, &c, &got);
+		if (e != VIRTQ_OK)
+			return virtio_mmio_fail(t, "virtio-nsm: %s", virtq_strerror(e));
+		if (!got)
+			break;
+		if (c.nout && c.nin) {
+			/* Request and response in one chain. */
+			take_request(dev, &c);
+			if ((n = answer(dev, t, &c)) < 0)
+				return -1;
+			virtq_push(vq, c.head, (uint32_t)n);
+		} else if (c.nout) {
+			if (dev->pending)
+				return virtio_mmio_fail(t,
+				                        "virtio-nsm: a second request before the "
+				                        "response buffer of the first");
+			take_request(dev, &c);
+			dev->pending = true;
+			dev->pending_head = c.head;
+			continue;
+		} else {
+			if (!dev->pending || !c.nin)
+				return virtio_mmio_fail(t,
+				                        "virtio-nsm: a response buffer without a "
+				                        "request");
+			if ((n = answer(dev, t, &c)) < 0)
+				return -1;
+			/* The driver expects the request token back first, then the response. */
+			virtq_push(vq, dev->pending_head, 0);
+			virtq_push(vq, c.head, (uint32_t)n);
+			dev->pending = false;
+		}
+		used = true;
+	}
+	if (used)
+		virtio_mmio_signal_used(t, q);
+	return 0;
+}
+
+static void nsm_reset(void *opaque)
+{
+	struct virtio_nsm *dev = opaque;
+
+	/* Forget the queue, keep the PCRs. */
+	dev->pending = false;
+}
+
+const struct virtio_dev_ops virtio_nsm_ops = {
+	.name = "virtio-nsm",
+	.device_id = VIRTIO_ID_NSM,
+	.features = 0,
+	.num_queues = 1,
+	.queue_size_max = VIRTIO_NSM_QUEUE_SIZE,
+	.config_size = 0,
+	.notify = nsm_notify,
+	.reset = nsm_reset,
+};
