@@ -2,7 +2,7 @@
 """nitro-cli compatible lifecycle commands without KVM: argument errors give nitro-cli's
 [ Exx ] codes and exit statuses, an empty host describes as [], stale sockets are cleaned,
 run-enclave without a pool names the fix. Runs the `nitro-cli` symlink next to the build's
-`cloister`. Prints TAP. (The lifecycle with real enclaves: tests/e2e/test_31_lifecycle.sh.)"""
+`cloister`. Prints TAP. (The lifecycle with real enclaves: tests/e2e/test_35_lifecycle.sh.)"""
 import os
 import socket
 import subprocess
