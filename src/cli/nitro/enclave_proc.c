@@ -402,6 +402,7 @@ int enclave_process_main(const struct run_args *a, uint64_t eif_size, int report
 		       e.launch.cid, e.launch.memory_mib, cpus, e.launch.enclave_id, e.launch.name);
 	}
 	verr = monitor_create(&m, &cfg, &d);
+	nsm = NULL; /* the monitor owns it now, also when monitor_create failed */
 	pthread_mutex_lock(&e.lock);
 	e.m = m;
 	if (!verr && atomic_load(&e.terminating))
