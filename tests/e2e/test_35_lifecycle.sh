@@ -105,6 +105,14 @@ pcr0_eif=$("$cloister" describe-eif --eif-path "$eif" | python3 -c 'import json,
 	pass "describe-enclaves Measurements = describe-eif's (not zeroed in debug mode)" ||
 	fail "describe-enclaves PCR0 differs from describe-eif's"
 
+# --- describe-enclaves --metadata: the EIF's identity, as describe-eif shows it
+"$nitro" describe-enclaves --metadata >"$lc/dm.json" 2>&1
+want=$("$cloister" describe-eif --eif-path "$eif" | python3 -c 'import json,sys; print(json.load(sys.stdin).get("ImageName"))')
+[ "$(json "$lc/dm.json" 'd[0].get("ImageName")')" = "$want" ] &&
+	[ "$(json "$lc/dm.json" '"Metadata" in d[0]')" = True ] &&
+	pass "describe-enclaves --metadata: ImageName $want and Metadata" ||
+	fail "describe-enclaves --metadata: $(head -c 400 "$lc/dm.json")"
+
 # --- vsock: the enclave's echo server through <state>/<EnclaveID>.vsock
 uds=$NITRO_CLI_SOCKETS_PATH/$id_a.vsock
 if out=$(timeout 120 python3 "$client" echo "$uds" 5000 2 $((1 << 20))); then
@@ -208,6 +216,26 @@ if run p --memory 256 --cpu-ids ${cpus_a//[\[\] ]/}; then
 else
 	fail "run after SIGKILL: $(cat "$lc/p.err")"
 fi
+# --- run-enclave --attach-console: the console follows until the guest powers off by itself
+timeout 400 "$nitro" run-enclave --eif-path "$eif" --memory 256 --cpu-count 1 --attach-console \
+	>"$lc/ac.out" 2>"$lc/ac.err" &
+acpid=$!
+for _ in $(seq 2400); do grep -q serving "$lc/ac.out" 2>/dev/null && break; kill -0 $acpid 2>/dev/null || break; sleep 0.1; done
+id_c=$("$nitro" describe-enclaves | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d[0]["EnclaveID"] if d else "")')
+if grep -q "Successfully connected to the console." "$lc/ac.out" && grep -q serving "$lc/ac.out" && [ -n "$id_c" ]; then
+	pass "run-enclave --attach-console streams the console ($id_c)"
+	python3 "$client" quit "$NITRO_CLI_SOCKETS_PATH/$id_c.vsock" >/dev/null
+	wait $acpid
+	rc=$?
+	[ $rc -eq 0 ] && [ "$(grants)" = 0 ] && [ "$(hp_free)" = "$hp0" ] &&
+		pass "guest power-off: --attach-console returned 0, grant and hugepages back" ||
+		fail "after guest power-off: exit $rc, grants $(grants), hugepages $(hp_free)/$hp0"
+else
+	fail "run-enclave --attach-console: $(tail -3 "$lc/ac.err" "$lc/ac.out")"
+	kill $acpid 2>/dev/null
+	"$nitro" terminate-enclave --all >/dev/null 2>&1
+fi
+
 "$nitro" describe-enclaves | grep -qx '\[\]' && pass "describe-enclaves: []" ||
 	fail "describe-enclaves not empty at the end"
 
