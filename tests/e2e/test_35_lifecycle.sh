@@ -189,7 +189,8 @@ for _ in $(seq 50); do kill -0 "$pid_a" 2>/dev/null || break; sleep 0.1; done
 "$nitro" describe-enclaves >"$lc/d2.json" 2>&1
 [ "$(tr -d ' \n' <"$lc/d2.json")" = "[]" ] && [ "$(grants)" = 0 ] &&
 	[ ! -e "$NITRO_CLI_SOCKETS_PATH/$(printf %s "$id_a" | sed 's/.*-enc//').sock" ] &&
-	pass "SIGKILL: describe-enclaves shows [] and the grant and socket are gone" ||
+	[ ! -e "$NITRO_CLI_SOCKETS_PATH/$id_a.vsock" ] &&
+	pass "SIGKILL: describe-enclaves shows [] and the grant, control and vsock sockets are gone" ||
 	fail "after SIGKILL: $(cat "$lc/d2.json"), grants $(grants)"
 [ "$(hp_free)" = "$hp0" ] && pass "SIGKILL: all hugepages free again ($hp0)" ||
 	fail "hugepages after SIGKILL: $(hp_free) free, want $hp0"

@@ -200,6 +200,29 @@ static int by_cid(const void *a, const void *b)
 	return x->cid < y->cid ? -1 : x->cid > y->cid;
 }
 
+/* <EnclaveID>.vsock of an enclave that is not running any more (its process was killed before
+ * the monitor could remove it): delete it once nobody listens on it. Sockets of running
+ * enclaves are not touched (a probe would look like a connection to the monitor). */
+static void remove_stale_vsock(const char *dir, const char *name, const struct enclave_info *v,
+                               size_t n)
+{
+	size_t len = strlen(name);
+	char path[PATH_MAX];
+	int fd;
+
+	if (len < 7 || strcmp(name + len - 6, ".vsock"))
+		return;
+	for (size_t i = 0; i < n; i++)
+		if (strlen(v[i].id) == len - 6 && !strncmp(v[i].id, name, len - 6))
+			return;
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fd = control_connect(path, 1);
+	if (fd == -ECONNREFUSED)
+		unlink(path);
+	else if (fd >= 0)
+		close(fd);
+}
+
 int enclave_list(struct enclave_info **out, size_t *n, struct cl_diag *d)
 {
 	const char *dir = pool_default_state_dir();
@@ -260,6 +283,9 @@ int enclave_list(struct enclave_info **out, size_t *n, struct cl_diag *d)
 			continue; /* EACCES, or a process that does not answer: skip it */
 		count++;
 	}
+	rewinddir(dh);
+	while ((ent = readdir(dh)))
+		remove_stale_vsock(dir, ent->d_name, v, count);
 	closedir(dh);
 	if (count)
 		qsort(v, count, sizeof(*v), by_cid);
