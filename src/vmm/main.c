@@ -16,6 +16,7 @@
 #include "lib/util/file.h"
 #include "lib/util/log.h"
 #include "vmm/monitor.h"
+#include "vmm/sandbox/seccomp.h"
 
 static void usage(FILE *out)
 {
@@ -141,6 +142,7 @@ int main(int argc, char **argv)
 		O_VSOCK_UDS,
 		O_HEARTBEAT,
 		O_BOOTED_FD,
+		O_NO_SECCOMP,
 		O_HELP,
 		O_VERSION
 	};
@@ -163,6 +165,9 @@ int main(int argc, char **argv)
 		{ "vsock-uds", required_argument, NULL, O_VSOCK_UDS },
 		{ "heartbeat-timeout", required_argument, NULL, O_HEARTBEAT },
 		{ "booted-fd", required_argument, NULL, O_BOOTED_FD },
+#ifdef CLOISTER_DEBUG_BUILD
+		{ "no-seccomp", no_argument, NULL, O_NO_SECCOMP },
+#endif
 		{ "help", no_argument, NULL, O_HELP },
 		{ "version", no_argument, NULL, O_VERSION },
 		{ NULL, 0, NULL, 0 },
@@ -233,6 +238,12 @@ int main(int argc, char **argv)
 			if (parse_u64(optarg, 86400, &v) || v == 0)
 				goto bad_value;
 			cfg.heartbeat_timeout_ms = (unsigned)v * 1000;
+			break;
+		case O_NO_SECCOMP:
+			cfg.no_seccomp = true;
+			fprintf(stderr,
+			        "cloister-monitor: WARNING: --no-seccomp: this debug build runs "
+			        "the enclave WITHOUT its seccomp sandbox\n");
 			break;
 		case O_BOOTED_FD:
 			if (parse_u64(optarg, INT_MAX, &v))
@@ -388,6 +399,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "cloister-monitor: %s: %s\n", vmm_strerror(e), d.msg);
 		status = monitor_exit_for_err(e);
 		goto out;
+	}
+	if (!cfg.no_seccomp && sandbox_enter(SANDBOX_MAIN, &d) < 0) {
+		fprintf(stderr, "cloister-monitor: %s\n", d.msg);
+		monitor_stop(m, MONITOR_END_MONITOR_ERROR, "%s", d.msg);
 	}
 	cl_info("enclave started: %u vCPU(s), %llu MiB, %s mode", cfg.ncpus,
 	        (unsigned long long)cfg.memory_mib, cfg.debug_mode ? "debug" : "production");

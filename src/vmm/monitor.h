@@ -41,6 +41,9 @@ struct monitor_config {
 	bool debug_mode;
 	int console_fd; /* debug mode: where ttyS0 output goes; -1 for none */
 	bool skip_host_probe; /* trust /dev/kvm without timing a ring-0 loop first */
+	/* Debug builds only (--no-seccomp): vCPU threads run without their allow-list. The
+	 * caller's main thread enters SANDBOX_MAIN itself after monitor_start (seccomp.h). */
+	bool no_seccomp;
 	/* Optional: give the enclave an NSM (virtio-nsm) whose module id is @enclave_id, with a
 	 * leaf key and certificate minted from the host CA in @ca_dir (NULL: the default) and the
 	 * EIF's measurements. EIF boots only. */

@@ -59,6 +59,7 @@ struct eif_pipe {
 		size_t n;
 	} q[EIF_PIPE_DEPTH];
 	uint64_t submitted, completed;
+	uint64_t want; /* a sleeping submitter waits for completed >= want (0: nobody) */
 	bool running, stop;
 	enum eif_error err;
 };
