@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# e2e-timeout: 600
 # A guest that triple-faults is reported as such: a bzImage-shaped blob whose 64-bit entry
 # loads a null IDT and executes ud2 (#UD -> no IDT -> #DF -> shutdown).
 . "$(dirname "$0")/monitor-lib.sh"

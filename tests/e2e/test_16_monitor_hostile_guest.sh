@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# e2e-timeout: 600
 # A hostile guest ends its own enclave, with the reason logged, and the monitor stays in a
 # defined state: a "kernel" that programs the NSM's virtio-mmio queue 0 with its descriptor
 # table outside guest RAM and sets QueueReady. Expected: exit status 13 (guest-violation).
