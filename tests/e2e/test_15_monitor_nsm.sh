@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# e2e-timeout: 600
 # The virtio-mmio transport with the real Linux drivers: the cloud kernel's virtio_mmio binds the
 # LNRO0005 device from our DSDT, nsm.ko binds the virtio-nsm device (id 33) behind it, and a
 # DescribeNSM through /dev/nsm comes back with the enclave id the monitor was given.
