@@ -535,7 +535,8 @@ enum vmm_err monitor_create(struct monitor **out, const struct monitor_config *c
 	if (e)
 		goto fail;
 	cl_debug("KVM VM created: %.1f ms", ms_since(&t0));
-	e = vm_ram_alloc(&m->vm, cfg->memory_mib * MiB, d);
+	e = cfg->ram ? vm_ram_attach(&m->vm, cfg->ram, cfg->memory_mib * MiB, d)
+	             : vm_ram_alloc(&m->vm, cfg->memory_mib * MiB, d);
 	if (e)
 		goto fail;
 	cl_debug("%llu MiB of %llu KiB pages mapped, populated and locked: %.1f ms",

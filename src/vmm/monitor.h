@@ -31,6 +31,10 @@ struct monitor_config {
 	const char *initrd_path;
 	const char *cmdline;
 	uint64_t memory_mib;
+	/* Optional: guest RAM already mapped by the caller (memory_mib MiB of hugetlb memory,
+	 * 2 MiB aligned), e.g. the enclave process's ne_mem_alloc() regions. The monitor locks
+	 * and registers it but never maps or unmaps it. NULL: the monitor maps its own. */
+	void *ram;
 	unsigned ncpus;
 	int cpus[MONITOR_MAX_CPUS]; /* host CPU of each vCPU */
 	uint32_t cid;

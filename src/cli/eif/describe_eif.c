@@ -68,7 +68,7 @@ bad:
 	                img->metadata);
 }
 
-static void json_metadata(struct cl_json *j, struct json_object *root)
+void cli_eif_json_metadata(struct cl_json *j, struct json_object *root)
 {
 	static const char *const build_keys[] = { "BuildTime", "BuildTool", "BuildToolVersion",
 		                                  "OperatingSystem", "KernelVersion" };
@@ -192,7 +192,7 @@ int cmd_describe_eif(int argc, char **argv)
 		cl_json_bool(&j, sinfo.pcr0_matches);
 	}
 	if (meta)
-		json_metadata(&j, meta);
+		cli_eif_json_metadata(&j, meta);
 	cl_json_end_object(&j);
 	text = cl_json_finish(&j);
 	if (!text) {
