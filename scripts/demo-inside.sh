@@ -113,6 +113,7 @@ nonce=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
 ud=$(hex_of "cloister demo")
 doc=$build/demo/attestation.cbor
 n=$(demo_attest "$nonce" "$ud" "$doc") || die "ATTEST failed"
+printf '%s\n' "$nonce" >"$build/demo/attestation.nonce"
 echo "  nonce:    $nonce"
 echo "  document: $doc ($n bytes, COSE_Sign1 ES384)"
 echo "  $cli verify-attestation --document $doc --root $root --pcr 0=… --pcr 1=… --pcr 2=… --nonce … --user-data …"

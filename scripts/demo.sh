@@ -62,3 +62,14 @@ case $rc in
 125) fail "the parent instance itself failed (see the console tail above)" ;;
 *) fail "the demo inside the parent instance failed (exit $rc)" ;;
 esac
+
+# The document and the CA root came back through the shared work tree: check the document once
+# more out here, on the host, where nothing of the enclave or its parent instance runs.
+echo
+echo "=== offline, on the host: the same document against the same root and image PCRs"
+pcr() { sed -n "s/^ *\"PCR$1\": \"\([0-9a-f]*\)\".*/\1/p" build/demo/demo.json; }
+"$cli" verify-attestation --document build/demo/attestation.cbor --root build/demo/ca/root.pem \
+	--pcr "0=$(pcr 0)" --pcr "1=$(pcr 1)" --pcr "2=$(pcr 2)" \
+	--nonce "$(cat build/demo/attestation.nonce)" >build/demo/verify-host.json ||
+	fail "verify-attestation on the host (exit $?): see build/demo/verify-host.json"
+echo "  $(sed -n 's/^ *"\(Valid\|ModuleId\)": \(.*\),$/\1 \2/p' build/demo/verify-host.json | tr '\n' ' ')"
