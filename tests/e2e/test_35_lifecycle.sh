@@ -133,11 +133,11 @@ fi
 
 # --- a second enclave at once (needs a second pool CPU), then the pool is exhausted
 if [ "$ncpu" -ge 3 ]; then
-	if run b --memory 256 --cpu-count 1 --enclave-name alpha; then
+	if run b --memory 256 --cpu-count 1 --enclave-name alpha --enclave-cid 42; then
 		cid_b=$(json "$lc/b.json" 'd["EnclaveCID"]')
 		cpus_b=$(json "$lc/b.json" 'd["CPUIDs"]')
 		name_b=$(json "$lc/b.json" 'd["EnclaveName"]')
-		if [ "$cid_b" != "$cid_a" ] && [ "$cpus_b" != "$cpus_a" ] && [ "$name_b" = alpha_1 ]; then
+		if [ "$cid_b" = 42 ] && [ "$cpus_b" != "$cpus_a" ] && [ "$name_b" = alpha_1 ]; then
 			pass "two enclaves: CIDs $cid_a/$cid_b, CPUs $cpus_a/$cpus_b, names alpha/$name_b"
 		else
 			fail "second enclave clashes: $(cat "$lc/b.json")"
@@ -156,6 +156,11 @@ if [ "$ncpu" -ge 3 ]; then
 			grep -q "^Successfully terminated enclave" "$lc/tb.err" &&
 			pass "terminate-enclave --enclave-name alpha_1" ||
 			fail "terminate alpha_1: exit $rc $(cat "$lc/tb.err")"
+		run x --memory 128 --cpu-count 1 --enclave-cid "$cid_a"
+		rc=$?
+		[ $rc -ne 0 ] && [ "$(grants)" = 1 ] &&
+			pass "CID $cid_a in use: refused (exit $rc: $(head -1 "$lc/x.err" | cut -c1-80)), nothing leaked" ||
+			fail "a second enclave with CID $cid_a: exit $rc, grants $(grants)"
 	else
 		fail "second enclave: exit $?: $(cat "$lc/b.err")"
 	fi
