@@ -71,7 +71,7 @@ if run a --memory 256 --cpu-count 1 --debug-mode --enclave-name alpha; then
 	pass "run-enclave: $(tr -d '\n ' <"$lc/a.json")"
 else
 	fail "run-enclave exit $?: $(cat "$lc/a.err")"
-	tail -20 "$NITRO_CLI_LOGS_PATH"/enclave-*.log
+	tail -20 "$NITRO_CLI_LOGS_PATH"/*.log
 	"$cloister" allocator --config "$lc/allocator.yaml" --release >/dev/null 2>&1
 	finish
 fi
@@ -197,6 +197,8 @@ for _ in $(seq 50); do kill -0 "$pid_a" 2>/dev/null || break; sleep 0.1; done
 	[ ! -e "$NITRO_CLI_SOCKETS_PATH/$id_a.vsock" ] &&
 	pass "SIGKILL: describe-enclaves shows [] and the grant, control and vsock sockets are gone" ||
 	fail "after SIGKILL: $(cat "$lc/d2.json"), grants $(grants)"
+[ -s "$NITRO_CLI_LOGS_PATH/$id_a.log" ] && pass "the enclave process logged to $id_a.log" ||
+	fail "no enclave process log $NITRO_CLI_LOGS_PATH/$id_a.log"
 [ "$(hp_free)" = "$hp0" ] && pass "SIGKILL: all hugepages free again ($hp0)" ||
 	fail "hugepages after SIGKILL: $(hp_free) free, want $hp0"
 

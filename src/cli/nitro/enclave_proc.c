@@ -313,6 +313,15 @@ int enclave_process_main(const struct run_args *a, uint64_t eif_size, int report
 		report_error(&e, code, d.msg);
 		goto out;
 	}
+	{
+		/* the log run-enclave opened as enclave-<pid>.log gets the enclave's name */
+		char from[PATH_MAX], to[PATH_MAX];
+
+		snprintf(from, sizeof(from), "%s/enclave-%ld.log", enclave_logs_dir(),
+		         (long)getpid());
+		snprintf(to, sizeof(to), "%s/%s.log", enclave_logs_dir(), e.launch.enclave_id);
+		(void)rename(from, to);
+	}
 	cl_info("enclave %s (%s): CID %" PRIu64 ", %" PRIu64 " MiB, %zu vCPU(s)",
 	        e.launch.enclave_id, e.launch.name, e.launch.cid, e.launch.memory_mib,
 	        e.launch.ncpus);
