@@ -224,6 +224,25 @@ if run p --memory 256 --cpu-ids ${cpus_a//[\[\] ]/}; then
 else
 	fail "run after SIGKILL: $(cat "$lc/p.err")"
 fi
+# --- two run-enclave calls at the same time never get the same CPU
+if [ "$ncpu" -ge 3 ]; then
+	run p1 --memory 128 --cpu-count 1 --enclave-name p1 &
+	j1=$!
+	run p2 --memory 128 --cpu-count 1 --enclave-name p2 &
+	j2=$!
+	wait $j1; r1=$?
+	wait $j2; r2=$?
+	if [ $r1 -eq 0 ] && [ $r2 -eq 0 ] &&
+		[ "$(json "$lc/p1.json" 'd["CPUIDs"]')" != "$(json "$lc/p2.json" 'd["CPUIDs"]')" ] &&
+		[ "$(json "$lc/p1.json" 'd["EnclaveCID"]')" != "$(json "$lc/p2.json" 'd["EnclaveCID"]')" ]; then
+		pass "concurrent run-enclave: CPUs $(json "$lc/p1.json" 'd["CPUIDs"]')/$(json "$lc/p2.json" 'd["CPUIDs"]')"
+	else
+		fail "concurrent run-enclave: exit $r1/$r2: $(cat "$lc/p1.err" "$lc/p2.err" | grep -m2 E)"
+	fi
+	"$nitro" terminate-enclave --all >/dev/null 2>&1
+	[ "$(grants)" = 0 ] || fail "grants left after terminate --all: $(grants)"
+fi
+
 # --- run-enclave --attach-console: the console follows until the guest powers off by itself
 timeout 400 "$nitro" run-enclave --eif-path "$eif" --memory 256 --cpu-count 1 --attach-console \
 	>"$lc/ac.out" 2>"$lc/ac.err" &
