@@ -8,9 +8,11 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lib/util/log.h"
+#include "vmm/devices/vsock.h"
 #include "vmm/monitor_priv.h"
 
 /* The signal that knocks a vCPU thread out of KVM_RUN. Its handler does nothing: the point is
@@ -85,23 +87,67 @@ enum vmm_err monitor_start(struct monitor *m, struct cl_diag *d)
 	return VMM_OK;
 }
 
+/* Milliseconds since @t0 on the monotonic clock. */
+static uint64_t ms_since(const struct timespec *t0)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (uint64_t)(now.tv_sec - t0->tv_sec) * 1000 +
+	       (uint64_t)((now.tv_nsec - t0->tv_nsec) / 1000000);
+}
+
 enum monitor_end monitor_wait(struct monitor *m, int sigfd, char *why, size_t why_len)
 {
-	while (__atomic_load_n(&m->end, __ATOMIC_ACQUIRE) == MONITOR_END_NONE) {
-		struct pollfd p[2] = { { .fd = m->end_fd, .events = POLLIN },
-			               { .fd = sigfd, .events = POLLIN } };
-		int n = poll(p, sigfd >= 0 ? 2 : 1, -1);
+	const unsigned hb_ms = m->vsock ? m->cfg.heartbeat_timeout_ms : 0;
+	struct timespec t0;
 
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (__atomic_load_n(&m->end, __ATOMIC_ACQUIRE) == MONITOR_END_NONE) {
+		struct pollfd p[4] = { { .fd = m->end_fd, .events = POLLIN },
+			               { .fd = sigfd, .events = POLLIN },
+			               { .fd = m->vsock ? vsock_dev_poll_fd(m->vsock) : -1,
+			                 .events = POLLIN },
+			               { .fd = m->booted_fd, .events = POLLIN } };
+		bool waiting_hb = hb_ms && !__atomic_load_n(&m->booted, __ATOMIC_ACQUIRE);
+		int timeout = -1, n;
+
+		if (waiting_hb) {
+			uint64_t spent = ms_since(&t0);
+
+			if (spent >= hb_ms) {
+				monitor_stop(
+				        m, MONITOR_END_BOOT_FAILED,
+				        "no boot heartbeat (0xB7 on vsock port 9000) within %u ms",
+				        hb_ms);
+				break;
+			}
+			timeout = (int)(hb_ms - spent);
+		}
+		n = poll(p, 4, timeout); /* fds of -1 are ignored */
 		if (n < 0 && errno != EINTR) {
 			monitor_stop(m, MONITOR_END_MONITOR_ERROR, "poll: %s", strerror(errno));
 			break;
 		}
-		if (n > 0 && sigfd >= 0 && (p[1].revents & POLLIN)) {
+		if (n <= 0)
+			continue;
+		if (p[1].revents & POLLIN) {
 			struct signalfd_siginfo si;
 
 			if (read(sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
 				monitor_stop(m, MONITOR_END_TERMINATED, "terminated by signal %s",
 				             strsignal((int)si.ssi_signo));
+		}
+		if (p[2].revents & POLLIN)
+			vsock_dev_host_ready(m->vsock);
+		if (p[3].revents & POLLIN) {
+			uint64_t v;
+
+			(void)!read(m->booted_fd, &v, sizeof(v));
+			cl_info("enclave booted: heartbeat received %.2f s after start",
+			        (double)ms_since(&t0) / 1000.0);
+			if (m->cfg.on_booted)
+				m->cfg.on_booted(m->cfg.booted_opaque);
 		}
 	}
 	/* A thread created after the first kick may have missed it: kick again, then join. */

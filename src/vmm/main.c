@@ -39,6 +39,12 @@ static void usage(FILE *out)
 	        "(default)\n"
 	        "  --ready-fd N        write \"ready\\n\" to fd N once the vCPUs run, then close "
 	        "it\n"
+	        "  --vsock-uds PATH    with --cid: the enclave's vsock host socket; the parent\n"
+	        "                      connects there (CONNECT <port>), and enclave connections\n"
+	        "                      to CID 3 port P go to PATH_P (docs/vsock.md)\n"
+	        "  --heartbeat-timeout S  with --cid: expect the Nitro boot heartbeat (0xB7 on\n"
+	        "                      CID 3 port 9000) within S seconds, else end the enclave\n"
+	        "  --booted-fd N       write \"booted\\n\" to fd N when the heartbeat arrives\n"
 	        "  --log-level LEVEL   error, warning, info (default) or debug\n"
 	        "  --skip-host-probe   do not time a ring-0 loop to check that this host's KVM\n"
 	        "                      can boot Linux (for callers that already checked)\n"
@@ -47,8 +53,8 @@ static void usage(FILE *out)
 	        "\n"
 	        "Exit status: 0 poweroff, 10 reboot, 11 triple fault, 12 KVM error,\n"
 	        "13 guest protocol violation, 14 terminated by signal, 15 monitor error while\n"
-	        "running; nothing started: 1 setup error, 2 usage, 3 host cannot run enclaves,\n"
-	        "4 hugepage memory, 5 bad image, 6 CPUs.\n");
+	        "running, 16 no or wrong boot heartbeat; nothing started: 1 setup error,\n"
+	        "2 usage, 3 host cannot run enclaves, 4 hugepage memory, 5 bad image, 6 CPUs.\n");
 }
 
 static int parse_u64(const char *s, unsigned long long max, unsigned long long *out)
@@ -99,6 +105,18 @@ bad:
 	return -1;
 }
 
+/* --booted-fd: tell the parent the enclave's init sent its heartbeat. */
+static void report_booted(void *opaque)
+{
+	int *fd = opaque;
+
+	if (*fd >= 0) {
+		(void)cl_write_full(*fd, "booted\n", 7);
+		close(*fd);
+		*fd = -1;
+	}
+}
+
 int main(int argc, char **argv)
 {
 	enum {
@@ -115,6 +133,9 @@ int main(int argc, char **argv)
 		O_CMDLINE,
 		O_LOG,
 		O_NO_PROBE,
+		O_VSOCK_UDS,
+		O_HEARTBEAT,
+		O_BOOTED_FD,
 		O_HELP,
 		O_VERSION
 	};
@@ -132,6 +153,9 @@ int main(int argc, char **argv)
 		{ "cmdline", required_argument, NULL, O_CMDLINE },
 		{ "log-level", required_argument, NULL, O_LOG },
 		{ "skip-host-probe", no_argument, NULL, O_NO_PROBE },
+		{ "vsock-uds", required_argument, NULL, O_VSOCK_UDS },
+		{ "heartbeat-timeout", required_argument, NULL, O_HEARTBEAT },
+		{ "booted-fd", required_argument, NULL, O_BOOTED_FD },
 		{ "help", no_argument, NULL, O_HELP },
 		{ "version", no_argument, NULL, O_VERSION },
 		{ NULL, 0, NULL, 0 },
@@ -141,7 +165,7 @@ int main(int argc, char **argv)
 	struct cl_diag d = { "" };
 	const char *cpu_ids = NULL, *console = NULL;
 	unsigned long long v, cpu_count = 0;
-	int ready_fd = -1, sigfd = -1, opt, status;
+	int ready_fd = -1, booted_fd = -1, sigfd = -1, opt, status;
 	enum vmm_err e;
 	enum monitor_end end;
 	char why[256];
@@ -195,6 +219,19 @@ int main(int argc, char **argv)
 		case O_KERNEL:
 			cfg.kernel_path = optarg;
 			break;
+		case O_VSOCK_UDS:
+			cfg.vsock_uds = optarg;
+			break;
+		case O_HEARTBEAT:
+			if (parse_u64(optarg, 86400, &v) || v == 0)
+				goto bad_value;
+			cfg.heartbeat_timeout_ms = (unsigned)v * 1000;
+			break;
+		case O_BOOTED_FD:
+			if (parse_u64(optarg, INT_MAX, &v))
+				goto bad_value;
+			booted_fd = (int)v;
+			break;
 		case O_INITRD:
 			cfg.initrd_path = optarg;
 			break;
@@ -244,6 +281,17 @@ int main(int argc, char **argv)
 		                "--cpu-count N\n");
 		return MONITOR_EXIT_USAGE;
 	}
+	if ((cfg.vsock_uds || cfg.heartbeat_timeout_ms || booted_fd >= 0) && !cfg.cid) {
+		fprintf(stderr, "cloister-monitor: --vsock-uds, --heartbeat-timeout and "
+		                "--booted-fd need --cid N: without a CID there is no vsock\n");
+		return MONITOR_EXIT_USAGE;
+	}
+	if (booted_fd >= 0 && !cfg.heartbeat_timeout_ms) {
+		fprintf(stderr, "cloister-monitor: --booted-fd needs --heartbeat-timeout S\n");
+		return MONITOR_EXIT_USAGE;
+	}
+	cfg.on_booted = report_booted;
+	cfg.booted_opaque = &booted_fd;
 	if (console && !cfg.debug_mode) {
 		fprintf(stderr, "cloister-monitor: --console needs --debug-mode: a production "
 		                "enclave has no console\n");

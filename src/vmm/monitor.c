@@ -17,6 +17,7 @@
 #include "vmm/arch/x86_64/acpi.h"
 #include "vmm/arch/x86_64/cpu.h"
 #include "vmm/arch/x86_64/layout.h"
+#include "vmm/devices/vsock.h"
 #include "vmm/monitor_priv.h"
 
 #define MiB (1024ULL * 1024)
@@ -40,6 +41,8 @@ const char *monitor_end_name(enum monitor_end e)
 		return "terminated";
 	case MONITOR_END_MONITOR_ERROR:
 		return "monitor-error";
+	case MONITOR_END_BOOT_FAILED:
+		return "boot-failed";
 	}
 	return "unknown";
 }
@@ -59,6 +62,8 @@ int monitor_exit_for_end(enum monitor_end e)
 		return MONITOR_EXIT_GUEST_VIOLATION;
 	case MONITOR_END_TERMINATED:
 		return MONITOR_EXIT_TERMINATED;
+	case MONITOR_END_BOOT_FAILED:
+		return MONITOR_EXIT_BOOT_FAILED;
 	case MONITOR_END_NONE:
 	case MONITOR_END_MONITOR_ERROR:
 		break;
@@ -126,6 +131,51 @@ static enum vmm_err add_virtio(struct monitor *m, const struct virtio_dev_ops *o
 		return VMM_ERR_INTERNAL;
 	}
 	m->virtio[m->nvirtio++] = t;
+	return VMM_OK;
+}
+
+/* From the vsock device, under its transport lock (a vCPU or the main thread). */
+static void vsock_event(void *opaque, enum vsock_event ev)
+{
+	struct monitor *m = opaque;
+	uint64_t one = 1;
+
+	if (ev == VSOCK_EVENT_HEARTBEAT_BAD) {
+		monitor_stop(m, MONITOR_END_BOOT_FAILED,
+		             "the enclave's boot heartbeat was not the byte 0xB7");
+		return;
+	}
+	if (!__atomic_exchange_n(&m->booted, true, __ATOMIC_ACQ_REL))
+		(void)!write(m->booted_fd, &one, sizeof(one)); /* the main thread reports it */
+}
+
+/* The enclave's virtio-vsock device in the next virtio-mmio slot (docs/vsock.md). */
+static enum vmm_err add_vsock(struct monitor *m, struct cl_diag *d)
+{
+	struct vsock_dev_config vc = {
+		.guest_cid = m->cfg.cid,
+		.uds_path = m->cfg.vsock_uds,
+		.heartbeat = m->cfg.heartbeat_timeout_ms > 0,
+		.on_event = vsock_event,
+		.opaque = m,
+	};
+	enum vsock_err ve;
+	enum vmm_err e;
+
+	m->booted_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (m->booted_fd < 0) {
+		cl_diag_set(d, "eventfd: %s", strerror(errno));
+		return VMM_ERR_INTERNAL;
+	}
+	ve = vsock_dev_new(&vc, &m->vsock, d);
+	if (ve != VSOCK_OK) {
+		cl_diag_prefix(d, "vsock");
+		return ve == VSOCK_ERR_INVALID ? VMM_ERR_USAGE : VMM_ERR_INTERNAL;
+	}
+	e = add_virtio(m, vsock_dev_ops(), m->vsock, d);
+	if (e)
+		return e;
+	vsock_dev_attach(m->vsock, m->virtio[m->nvirtio - 1]);
 	return VMM_OK;
 }
 
@@ -446,6 +496,7 @@ enum vmm_err monitor_create(struct monitor **out, const struct monitor_config *c
 	m->cfg = *cfg;
 	m->ncpus = cfg->ncpus;
 	m->end_fd = -1;
+	m->booted_fd = -1;
 	pthread_mutex_init(&m->end_lock, NULL);
 	vm_init(&m->vm);
 	for (unsigned i = 0; i < MONITOR_MAX_CPUS; i++) {
@@ -483,6 +534,12 @@ enum vmm_err monitor_create(struct monitor **out, const struct monitor_config *c
 	if (e)
 		goto fail;
 	cl_debug("image loaded and parsed: %.1f ms", ms_since(&t0));
+
+	if (cfg->cid) {
+		e = add_vsock(m, d);
+		if (e)
+			goto fail;
+	}
 
 	memset(&acfg, 0, sizeof(acfg));
 	acfg.ncpus = m->ncpus;
@@ -555,6 +612,9 @@ void monitor_destroy(struct monitor *m)
 		virtio_mmio_destroy(m->virtio[i]);
 		free(m->virtio[i]);
 	}
+	vsock_dev_free(m->vsock); /* closes its sockets and removes the vsock socket file */
+	if (m->booted_fd >= 0)
+		close(m->booted_fd);
 	if (m->nsm) {
 		virtio_nsm_destroy(m->nsm);
 		free(m->nsm);

@@ -37,6 +37,16 @@ struct monitor_config {
 	bool debug_mode;
 	int console_fd; /* debug mode: where ttyS0 output goes; -1 for none */
 	bool skip_host_probe; /* trust /dev/kvm without timing a ring-0 loop first */
+	/* vsock (docs/vsock.md): with a CID the enclave gets a virtio-vsock device; its host
+	 * endpoints live at vsock_uds ("<dir>/<EnclaveID>.vsock"; NULL: no host endpoints). */
+	const char *vsock_uds;
+	/* The Nitro boot heartbeat (CID 3 port 9000, byte 0xB7): when non-zero it is armed
+	 * before the vCPUs start, and no heartbeat within this many milliseconds ends the
+	 * enclave with MONITOR_END_BOOT_FAILED (E36 in nitro-cli terms). */
+	unsigned heartbeat_timeout_ms;
+	/* Called once, from the monitor's main thread, when the heartbeat arrives. */
+	void (*on_booted)(void *opaque);
+	void *booted_opaque;
 	/* Optional: serve this NSM state (from nsm_enclave_new) as a virtio-nsm device. The
 	 * monitor takes ownership, also when monitor_create fails. NULL: no NSM device. */
 	struct nsm_state *nsm;
@@ -52,6 +62,7 @@ enum monitor_end {
 	MONITOR_END_GUEST_VIOLATION, /* the guest broke a device protocol */
 	MONITOR_END_TERMINATED, /* stopped on request (signal) */
 	MONITOR_END_MONITOR_ERROR, /* the monitor itself failed while running */
+	MONITOR_END_BOOT_FAILED, /* no heartbeat in time, or a wrong heartbeat byte */
 };
 
 const char *monitor_end_name(enum monitor_end e);
@@ -74,6 +85,7 @@ enum monitor_exit {
 	MONITOR_EXIT_GUEST_VIOLATION = 13, /* the guest broke a device protocol */
 	MONITOR_EXIT_TERMINATED = 14, /* stopped by SIGTERM/SIGINT/SIGHUP */
 	MONITOR_EXIT_RUN_ERROR = 15, /* the monitor failed while the guest ran */
+	MONITOR_EXIT_BOOT_FAILED = 16, /* no (or a wrong) boot heartbeat */
 };
 
 int monitor_exit_for_end(enum monitor_end e);

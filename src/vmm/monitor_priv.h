@@ -36,6 +36,9 @@ struct monitor {
 	struct vcpu vcpu[MONITOR_MAX_CPUS];
 
 	int end_fd; /* eventfd: written once when the guest ends */
+	struct vsock_dev *vsock;
+	bool booted; /* the heartbeat arrived */
+	int booted_fd; /* eventfd: written once when it does */
 	pthread_mutex_t end_lock;
 	enum monitor_end end;
 	char why[256];

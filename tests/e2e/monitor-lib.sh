@@ -57,7 +57,8 @@ make_eif() {
 image_args() {
 	local cmdline=$1 kernel=$2 ramdisk=$3 eif
 	if have_build_eif; then
-		eif=$work/$(echo "$cmdline $kernel $ramdisk" | md5sum | cut -c1-12).eif
+		# Keyed by content, not names: tests rebuild their initramfs in place.
+		eif=$work/$( (echo "$cmdline"; cat "$kernel" "$ramdisk") | md5sum | cut -c1-12).eif
 		[ -f "$eif" ] || make_eif "$eif" "$cmdline" "$kernel" "$ramdisk" || return 1
 		IMAGE_ARGS=(--eif "$eif")
 	else

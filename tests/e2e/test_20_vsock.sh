@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# vsock end to end: the boot heartbeat; an echo server in the enclave driven from the parent
+# over the vsock Unix socket and over TCP forwarding with hashed multi-MiB payloads both ways
+# and 16 concurrent connections; a closed port refused; the parent side killed mid-transfer
+# while the others carry on; an enclave connection to a parent port; a missing heartbeat ends
+# the enclave with the boot-failure status.
+. "$(dirname "$0")/monitor-lib.sh"
+
+client=$top/tests/e2e/vsock_client.py
+kernel=$(enclave_kernel) || { fail "no enclave kernel (scripts/fetch-kernel.sh enclave)"; finish; }
+release=${kernel##*/vmlinuz-}
+moddir=$(dirname "$(dirname "$kernel")")/lib/modules/$release
+
+# The initramfs: vsock-init plus the vsock modules of exactly this kernel, decompressed.
+build_vsock_initrd() {
+	local root=$work/vsock-root m f
+	rm -rf "$root" && mkdir -p "$root/modules" || return 1
+	gcc -static -Os -s -o "$root/init" "$top/tests/e2e/vsock-init.c" || return 1
+	for m in virtio_mmio vsock vmw_vsock_virtio_transport_common vmw_vsock_virtio_transport; do
+		f=$(find "$moddir" -name "$m.ko.xz" | head -1)
+		[ -n "$f" ] || { echo "module $m not in $moddir"; return 1; }
+		xz -dc "$f" >"$root/modules/$m.ko" || return 1
+		echo "$m" >>"$root/modules/order"
+	done
+	(cd "$root" && find . | LC_ALL=C sort | cpio -o -H newc --quiet >"$work/vsock-initrd.cpio")
+}
+build_vsock_initrd || { fail "cannot build the vsock initramfs"; finish; }
+ensure_hugepages 512
+
+cid=16
+vs=$work/vsock
+rm -rf "$vs" && mkdir -p "$vs"
+uds=$vs/enclave.vsock
+
+# start_enclave CMDLINE: the monitor in the background; sets $mon_pid. Heartbeat expected.
+start_enclave() {
+	image_args "$1" "$kernel" "$work/vsock-initrd.cpio" || return 1
+	rm -f "$vs/booted" "$vs/console.log"
+	"$monitor" "${IMAGE_ARGS[@]}" --memory 256 --cpu-count 1 --cid $cid --vsock-uds "$uds" \
+		--heartbeat-timeout "${2:-120}" --booted-fd 3 --debug-mode --console "$vs/console.log" \
+		3>"$vs/booted" >"$vs/monitor.out" 2>"$vs/monitor.err" &
+	mon_pid=$!
+}
+
+# wait_booted SECONDS: until the monitor wrote "booted" (or died).
+wait_booted() {
+	for _ in $(seq $(($1 * 10))); do
+		grep -q booted "$vs/booted" 2>/dev/null && return 0
+		kill -0 "$mon_pid" 2>/dev/null || return 1
+		sleep 0.1
+	done
+	return 1
+}
+
+# --- the enclave says hello to the parent's port 6000 after its heartbeat
+python3 "$client" listen "${uds}_6000" "$vs/hello.txt" &
+listener=$!
+for _ in $(seq 300); do [ -S "${uds}_6000" ] && break; sleep 0.1; done
+start_enclave "console=ttyS0 panic=-1 reboot=k quiet" || { fail "cannot build the EIF"; finish; }
+if wait_booted 120; then
+	pass "heartbeat: the monitor saw 0xB7 on port 9000 and reported the enclave booted"
+else
+	fail "no heartbeat reported"
+	tail -5 "$vs/monitor.err" "$vs/console.log"
+fi
+if timeout 60 bash -c "while ! grep -q serving '$vs/console.log'; do sleep 0.2; done"; then
+	pass "enclave init is serving"
+else
+	fail "enclave init never served"
+	tail -20 "$vs/console.log"
+fi
+wait "$listener" 2>/dev/null
+if grep -q "hello from enclave cid $cid" "$vs/hello.txt" 2>/dev/null; then
+	pass "enclave -> parent: CID 3 port 6000 reached ${uds}_6000"
+else
+	fail "enclave -> parent: nothing arrived at ${uds}_6000"
+fi
+
+# --- parent -> enclave over the Unix socket: 16 concurrent 4 MiB echoes
+if out=$(timeout 300 python3 "$client" echo "$uds" 5000 16 $((4 << 20))); then
+	pass "$out"
+else
+	fail "$out"
+fi
+
+if out=$(timeout 60 python3 "$client" refused "$uds" 5999); then
+	pass "$out"
+else
+	fail "$out"
+fi
+
+# --- the parent side is killed mid-transfer: the others carry on, the monitor stays up
+python3 "$client" echo "$uds" 5000 1 $((256 << 20)) >/dev/null 2>&1 &
+victim=$!
+sleep 3
+kill -9 "$victim" 2>/dev/null
+wait "$victim" 2>/dev/null
+if out=$(timeout 300 python3 "$client" echo "$uds" 5000 4 $((2 << 20))) &&
+	kill -0 "$mon_pid" 2>/dev/null; then
+	pass "after a peer died mid-transfer: $out"
+else
+	fail "after a peer died mid-transfer: $out"
+fi
+
+# --- TCP forwarding both ways through cloister vsock-forward
+port=$((20000 + RANDOM % 20000))
+"$cloister" vsock-forward --uds "$uds" --tcp-listen "127.0.0.1:$port" --vsock-port 5000 \
+	2>"$vs/forward.err" &
+fwd=$!
+sleep 0.5
+if out=$(timeout 300 python3 "$client" tcp 127.0.0.1 "$port" $((8 << 20))); then
+	pass "TCP 127.0.0.1:$port -> enclave port 5000: $out"
+else
+	fail "TCP forwarding: $out"
+	cat "$vs/forward.err"
+fi
+kill "$fwd" 2>/dev/null
+wait "$fwd" 2>/dev/null
+
+# --- power off from inside: the monitor exits 0 and removes its socket
+python3 "$client" quit "$uds" >/dev/null
+for _ in $(seq 600); do kill -0 "$mon_pid" 2>/dev/null || break; sleep 0.1; done
+wait "$mon_pid"
+rc=$?
+if [ "$rc" -eq 0 ] && [ ! -e "$uds" ]; then
+	pass "enclave powered off: monitor exit 0, vsock socket removed"
+else
+	fail "power off: monitor exit $rc, socket $( [ -e "$uds" ] && echo left behind || echo removed)"
+	tail -5 "$vs/monitor.err"
+fi
+
+# --- no heartbeat: the monitor ends the enclave with the boot-failure status (16)
+start_enclave "console=ttyS0 panic=-1 reboot=k quiet e2e_heartbeat=skip" 8 ||
+	{ fail "cannot build the EIF"; finish; }
+wait "$mon_pid"
+rc=$?
+if [ "$rc" -eq 16 ] && grep -q "no boot heartbeat" "$vs/monitor.err" && [ ! -s "$vs/booted" ]; then
+	pass "missing heartbeat: enclave ended with status 16 after the timeout"
+else
+	fail "missing heartbeat: monitor exit $rc"
+	tail -5 "$vs/monitor.err"
+fi
+finish

@@ -1,0 +1,196 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * PID 1 for the vsock end-to-end tests. Loads the vsock modules shipped in the initramfs
+ * (/modules/<name>.ko, in the order of /modules/order), sends the Nitro boot heartbeat (unless
+ * the kernel command line says e2e_heartbeat=skip), says hello to the parent's port 6000, then
+ * serves:
+ *   port 5000  echo: every byte back, until the peer's end of stream
+ *   port 5001  control: "quit" powers the enclave off
+ * Static, libc only.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/vm_sockets.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define PARENT_CID 3
+
+static void say(const char *fmt, const char *arg)
+{
+	printf("VSOCK-INIT: ");
+	printf(fmt, arg);
+	printf("\n");
+	fflush(stdout);
+}
+
+static void die(const char *what)
+{
+	printf("VSOCK-INIT: %s: %s\n", what, strerror(errno));
+	fflush(stdout);
+	reboot(RB_POWER_OFF);
+	_exit(1);
+}
+
+static void load_modules(void)
+{
+	char name[128], path[192];
+	FILE *order = fopen("/modules/order", "r");
+
+	if (!order)
+		die("open /modules/order");
+	while (fgets(name, sizeof(name), order)) {
+		int fd;
+
+		name[strcspn(name, "\n")] = '\0';
+		if (!name[0])
+			continue;
+		snprintf(path, sizeof(path), "/modules/%s.ko", name);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0 || syscall(SYS_finit_module, fd, "", 0) < 0) {
+			if (errno != EEXIST)
+				die(path);
+		}
+		close(fd);
+	}
+	fclose(order);
+}
+
+static int vsock_connect(unsigned port)
+{
+	struct sockaddr_vm sa = { .svm_family = AF_VSOCK, .svm_cid = PARENT_CID, .svm_port = port };
+	int fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static int vsock_listen(unsigned port)
+{
+	struct sockaddr_vm sa = { .svm_family = AF_VSOCK,
+		                  .svm_cid = VMADDR_CID_ANY,
+		                  .svm_port = port };
+	int fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 64) < 0)
+		die("listen");
+	return fd;
+}
+
+static void heartbeat(void)
+{
+	unsigned char b = 0xB7;
+	int fd = vsock_connect(9000);
+
+	if (fd < 0)
+		die("heartbeat connect");
+	if (write(fd, &b, 1) != 1 || read(fd, &b, 1) != 1 || b != 0xB7)
+		die("heartbeat echo");
+	close(fd);
+	say("heartbeat %s", "ok");
+}
+
+static void echo(int c)
+{
+	static char buf[65536];
+
+	for (;;) {
+		ssize_t n = read(c, buf, sizeof(buf)), off = 0;
+
+		if (n <= 0)
+			break;
+		while (off < n) {
+			ssize_t w = write(c, buf + off, (size_t)(n - off));
+
+			if (w <= 0)
+				_exit(0);
+			off += w;
+		}
+	}
+	shutdown(c, SHUT_WR);
+	_exit(0);
+}
+
+int main(void)
+{
+	const char *hb = getenv("e2e_heartbeat");
+	char hello[64], cmd[16];
+	int fd, echo_fd, ctl_fd;
+	struct sigaction sa = { .sa_handler = SIG_IGN, .sa_flags = SA_NOCLDWAIT };
+
+	mkdir("/dev", 0755);
+	mkdir("/proc", 0555);
+	mount("devtmpfs", "/dev", "devtmpfs", 0, NULL);
+	mount("proc", "/proc", "proc", 0, NULL);
+	fd = open("/dev/console", O_WRONLY | O_NOCTTY);
+	if (fd >= 0) {
+		dup2(fd, 1);
+		dup2(fd, 2);
+	}
+	sigaction(SIGCHLD, &sa, NULL); /* children are reaped by the kernel */
+	signal(SIGPIPE, SIG_IGN);
+	load_modules();
+	say("modules %s", "loaded");
+	if (hb && !strcmp(hb, "skip")) {
+		say("heartbeat %s", "skipped on request; waiting");
+		for (;;)
+			pause();
+	}
+	heartbeat();
+	fd = vsock_connect(6000);
+	if (fd >= 0) {
+		unsigned cid = 0;
+		int dev = open("/dev/vsock", O_RDONLY | O_CLOEXEC);
+
+		/* The local CID comes from the vsock device node, not from a socket. */
+		if (dev >= 0) {
+			ioctl(dev, IOCTL_VM_SOCKETS_GET_LOCAL_CID, &cid);
+			close(dev);
+		}
+		snprintf(hello, sizeof(hello), "hello from enclave cid %u\n", cid);
+		if (write(fd, hello, strlen(hello)) < 0)
+			say("hello: %s", strerror(errno));
+		close(fd);
+	}
+	echo_fd = vsock_listen(5000);
+	ctl_fd = vsock_listen(5001);
+	say("serving %s", "echo on 5000, control on 5001");
+	if (fork() == 0) {
+		for (;;) {
+			int c = accept(echo_fd, NULL, NULL);
+
+			if (c < 0)
+				continue;
+			if (fork() == 0)
+				echo(c);
+			close(c);
+		}
+	}
+	for (;;) {
+		int c = accept(ctl_fd, NULL, NULL);
+		ssize_t n;
+
+		if (c < 0)
+			continue;
+		n = read(c, cmd, sizeof(cmd) - 1);
+		if (n > 0 && !strncmp(cmd, "quit", 4)) {
+			say("%s", "quit: powering off");
+			sync();
+			reboot(RB_POWER_OFF);
+		}
+		close(c);
+	}
+}
