@@ -282,8 +282,14 @@ bool init_nsm_response_ok(const uint8_t *resp, size_t len, const char *op)
 {
 	size_t n = strlen(op);
 
-	/* map(1), then a short text key (< 24 bytes) equal to @op. */
-	if (n >= 24 || len < 2 + n)
+	if (n >= 24 || len < 1 + n)
+		return false;
+	/* Unit answers (LockPCR, LockPCRs) are the bare text string @op, as serde_cbor writes a
+	 * unit enum variant (docs/attestation.md, "The NSM wire protocol"). */
+	if (len == 1 + n && resp[0] == (0x60 | n) && !memcmp(resp + 1, op, n))
+		return true;
+	/* Struct answers (ExtendPCR) are map(1) with a short text key (< 24 bytes) equal to @op. */
+	if (len < 2 + n)
 		return false;
 	return resp[0] == 0xa1 && resp[1] == (0x60 | n) && !memcmp(resp + 2, op, n);
 }

@@ -106,7 +106,8 @@ size_t init_nsm_extend_request(uint16_t index, const char *prefix, const uint8_t
                                uint8_t *buf, size_t cap);
 size_t init_nsm_lock_request(uint16_t index, uint8_t *buf, size_t cap);
 /* True when @resp (@len bytes) is the successful answer to the request named @op ("ExtendPCR"
- * or "LockPCR"): a one-entry map whose key is @op. An {"Error": ...} answer gives false. */
+ * or "LockPCR"): a one-entry map whose key is @op, or the bare text string @op (the NSM answers
+ * LockPCR that way). An {"Error": ...} answer gives false. */
 bool init_nsm_response_ok(const uint8_t *resp, size_t len, const char *op);
 
 #endif

@@ -105,6 +105,10 @@ int cmd_build_enclave(int argc, char **argv);
 int cmd_blobs(int argc, char **argv);
 int cmd_allocator(int argc, char **argv);
 int cmd_explain(int argc, char **argv);
+int cmd_run_enclave(int argc, char **argv);
+int cmd_describe_enclaves(int argc, char **argv);
+int cmd_terminate_enclave(int argc, char **argv);
+int cmd_console(int argc, char **argv);
 int cmd_ca(int argc, char **argv);
 int cmd_verify_attestation(int argc, char **argv);
 

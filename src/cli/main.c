@@ -25,12 +25,19 @@ static const struct subcommand subcommands[] = {
 	{ "blobs", cmd_blobs, "Assemble the default enclave kernel blobs from a Debian kernel" },
 	{ "allocator", cmd_allocator,
 	  "Reserve the enclave CPU pool and hugepages (/etc/cloister/allocator.yaml)" },
+	{ "run-enclave", cmd_run_enclave, "Start an enclave from an EIF (nitro-cli compatible)" },
+	{ "describe-enclaves", cmd_describe_enclaves, "List the running enclaves (JSON)" },
+	{ "terminate-enclave", cmd_terminate_enclave,
+	  "Terminate an enclave (--enclave-id, --enclave-name or --all)" },
+	{ "console", cmd_console, "Stream a debug-mode enclave's console" },
 	{ "explain", cmd_explain, "Explain an error code (--error-code Exx)" },
 	{ "ca", cmd_ca, "create or show the host's attestation CA (init, show)" },
 	{ "verify-attestation", cmd_verify_attestation,
 	  "verify an NSM attestation document against a root certificate" },
 	{ NULL, NULL, NULL },
 };
+
+static const char *prog = "cloister";
 
 static void usage(FILE *out)
 {
@@ -46,6 +53,15 @@ static void usage(FILE *out)
 
 int main(int argc, char **argv)
 {
+	/* Installed as nitro-cli too (a symlink): the same subcommands, so scripts run unchanged.
+	 * Only the program name in messages differs. */
+	const char *base = argc > 0 && argv[0] ? argv[0] : "";
+	const char *slash = strrchr(base, '/');
+
+	if (slash)
+		base = slash + 1;
+	if (!strcmp(base, "nitro-cli"))
+		prog = "nitro-cli";
 	if (argc < 2) {
 		usage(stderr);
 		return E_MISSING_ARGUMENT;
@@ -61,7 +77,7 @@ int main(int argc, char **argv)
 	for (size_t i = 0; subcommands[i].name; i++)
 		if (!strcmp(argv[1], subcommands[i].name))
 			return subcommands[i].run(argc - 1, argv + 1);
-	fprintf(stderr, "cloister: unknown subcommand '%s'\n\n", argv[1]);
+	fprintf(stderr, "%s: unknown subcommand '%s'\n\n", prog, argv[1]);
 	usage(stderr);
 	return E_INVALID_ARGUMENT;
 }

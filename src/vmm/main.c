@@ -16,13 +16,14 @@
 #include "lib/util/file.h"
 #include "lib/util/log.h"
 #include "vmm/monitor.h"
+#include "vmm/sandbox/seccomp.h"
 
 static void usage(FILE *out)
 {
 	fprintf(out,
 	        "Usage: cloister-monitor --eif PATH --memory MiB (--cpu-ids LIST | --cpu-count N)\n"
-	        "                        [--cid N] [--debug-mode [--console PATH|-]] [--ready-fd "
-	        "N]\n"
+	        "                        [--cid N] [--debug-mode [--console PATH|-]]\n"
+	        "                        [--ready-fd N] [--enclave-id ID [--ca-dir DIR]]\n"
 	        "\n"
 	        "Runs one enclave: a KVM virtual machine booting the EIF's kernel with its vCPUs\n"
 	        "pinned to dedicated host CPUs and its memory in locked hugepages.\n"
@@ -37,6 +38,9 @@ static void usage(FILE *out)
 	        "                      enclave prints leaves it\n"
 	        "  --console PATH|-    debug mode: append the console to PATH, or stdout "
 	        "(default)\n"
+	        "  --enclave-id ID     give the enclave an NSM (virtio-nsm) with this module id;\n"
+	        "                      its certificate comes from the host CA (--ca-dir DIR,\n"
+	        "                      default $CLOISTER_CA_DIR or /etc/cloister/ca)\n"
 	        "  --ready-fd N        write \"ready\\n\" to fd N once the vCPUs run, then close "
 	        "it\n"
 	        "  --vsock-uds PATH    with --cid: the enclave's vsock host socket; the parent\n"
@@ -133,9 +137,12 @@ int main(int argc, char **argv)
 		O_CMDLINE,
 		O_LOG,
 		O_NO_PROBE,
+		O_ENCLAVE_ID,
+		O_CA_DIR,
 		O_VSOCK_UDS,
 		O_HEARTBEAT,
 		O_BOOTED_FD,
+		O_NO_SECCOMP,
 		O_HELP,
 		O_VERSION
 	};
@@ -153,9 +160,14 @@ int main(int argc, char **argv)
 		{ "cmdline", required_argument, NULL, O_CMDLINE },
 		{ "log-level", required_argument, NULL, O_LOG },
 		{ "skip-host-probe", no_argument, NULL, O_NO_PROBE },
+		{ "enclave-id", required_argument, NULL, O_ENCLAVE_ID },
+		{ "ca-dir", required_argument, NULL, O_CA_DIR },
 		{ "vsock-uds", required_argument, NULL, O_VSOCK_UDS },
 		{ "heartbeat-timeout", required_argument, NULL, O_HEARTBEAT },
 		{ "booted-fd", required_argument, NULL, O_BOOTED_FD },
+#ifdef CLOISTER_DEBUG_BUILD
+		{ "no-seccomp", no_argument, NULL, O_NO_SECCOMP },
+#endif
 		{ "help", no_argument, NULL, O_HELP },
 		{ "version", no_argument, NULL, O_VERSION },
 		{ NULL, 0, NULL, 0 },
@@ -227,6 +239,12 @@ int main(int argc, char **argv)
 				goto bad_value;
 			cfg.heartbeat_timeout_ms = (unsigned)v * 1000;
 			break;
+		case O_NO_SECCOMP:
+			cfg.no_seccomp = true;
+			fprintf(stderr,
+			        "cloister-monitor: WARNING: --no-seccomp: this debug build runs "
+			        "the enclave WITHOUT its seccomp sandbox\n");
+			break;
 		case O_BOOTED_FD:
 			if (parse_u64(optarg, INT_MAX, &v))
 				goto bad_value;
@@ -237,6 +255,15 @@ int main(int argc, char **argv)
 			break;
 		case O_CMDLINE:
 			cfg.cmdline = optarg;
+			break;
+		case O_NO_PROBE:
+			cfg.skip_host_probe = true;
+			break;
+		case O_ENCLAVE_ID:
+			cfg.enclave_id = optarg;
+			break;
+		case O_CA_DIR:
+			cfg.ca_dir = optarg;
 			break;
 		case O_LOG:
 			if (!strcmp(optarg, "error"))
@@ -372,6 +399,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "cloister-monitor: %s: %s\n", vmm_strerror(e), d.msg);
 		status = monitor_exit_for_err(e);
 		goto out;
+	}
+	if (!cfg.no_seccomp && sandbox_enter(SANDBOX_MAIN, &d) < 0) {
+		fprintf(stderr, "cloister-monitor: %s\n", d.msg);
+		monitor_stop(m, MONITOR_END_MONITOR_ERROR, "%s", d.msg);
 	}
 	cl_info("enclave started: %u vCPU(s), %llu MiB, %s mode", cfg.ncpus,
 	        (unsigned long long)cfg.memory_mib, cfg.debug_mode ? "debug" : "production");

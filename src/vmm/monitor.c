@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cloister/eif.h"
+#include "lib/nsm/enclave.h"
 #include "lib/platform/kvm_probe.h"
 #include "lib/util/file.h"
 #include "lib/util/log.h"
@@ -228,7 +229,8 @@ static enum vmm_err image_from_eif(struct monitor *m, uint64_t size, struct boot
 	struct eif_image ei;
 	enum eif_error e;
 
-	e = eif_parse_buffer(buf, size, 0, &ei, d);
+	/* Measured only when an NSM needs the PCRs: SHA-384 over the whole image costs time. */
+	e = eif_parse_buffer(buf, size, m->cfg.enclave_id ? EIF_PARSE_MEASURE : 0, &ei, d);
 	if (e != EIF_OK) {
 		cl_diag_prefix(d, "%s", m->cfg.eif_path);
 		return VMM_ERR_IMAGE;
@@ -240,6 +242,7 @@ static enum vmm_err image_from_eif(struct monitor *m, uint64_t size, struct boot
 		return VMM_ERR_IMAGE;
 	}
 	memset(img, 0, sizeof(*img));
+	m->meas = ei.meas;
 	img->image = (struct boot_src){ LAYOUT_EIF_ADDR, size };
 	for (unsigned i = 0; i < ei.num_sections; i++) {
 		const struct eif_section *s = &ei.sections[i];
@@ -406,6 +409,14 @@ static double ms_since(const struct timespec *t0)
 
 static enum vmm_err check_config(const struct monitor_config *c, struct cl_diag *d)
 {
+	if (c->enclave_id && !c->eif_path) {
+		cl_diag_set(d, "an NSM (--enclave-id) needs an EIF to measure; use --eif");
+		return VMM_ERR_USAGE;
+	}
+	if (c->enclave_id && c->nsm) {
+		cl_diag_set(d, "give either an NSM state or an enclave id, not both");
+		return VMM_ERR_USAGE;
+	}
 	if (!c->eif_path && !c->kernel_path) {
 		cl_diag_set(d, "no enclave image: give --eif PATH");
 		return VMM_ERR_USAGE;
@@ -524,7 +535,8 @@ enum vmm_err monitor_create(struct monitor **out, const struct monitor_config *c
 	if (e)
 		goto fail;
 	cl_debug("KVM VM created: %.1f ms", ms_since(&t0));
-	e = vm_ram_alloc(&m->vm, cfg->memory_mib * MiB, d);
+	e = cfg->ram ? vm_ram_attach(&m->vm, cfg->ram, cfg->memory_mib * MiB, d)
+	             : vm_ram_alloc(&m->vm, cfg->memory_mib * MiB, d);
 	if (e)
 		goto fail;
 	cl_debug("%llu MiB of %llu KiB pages mapped, populated and locked: %.1f ms",
@@ -534,6 +546,33 @@ enum vmm_err monitor_create(struct monitor **out, const struct monitor_config *c
 	if (e)
 		goto fail;
 	cl_debug("image loaded and parsed: %.1f ms", ms_since(&t0));
+	if (cfg->enclave_id && !m->nsm) {
+		struct nsm_enclave_config nc = {
+			.ca_dir = cfg->ca_dir,
+			.module_id = cfg->enclave_id,
+			.meas = &m->meas,
+			.debug_mode = cfg->debug_mode,
+		};
+		struct nsm_state *st = NULL;
+
+		if (nsm_enclave_new(&nc, &st, d) != NSM_OK) {
+			cl_diag_prefix(d, "setting up the enclave's NSM");
+			e = VMM_ERR_HOST;
+			goto fail;
+		}
+		m->nsm = calloc(1, sizeof(*m->nsm));
+		if (!m->nsm) {
+			nsm_state_free(st);
+			cl_diag_set(d, "out of memory");
+			e = VMM_ERR_INTERNAL;
+			goto fail;
+		}
+		virtio_nsm_init(m->nsm, st);
+		e = add_virtio(m, &virtio_nsm_ops, m->nsm, d);
+		if (e)
+			goto fail;
+		cl_debug("NSM ready: %.1f ms", ms_since(&t0));
+	}
 
 	if (cfg->cid) {
 		e = add_vsock(m, d);

@@ -31,12 +31,24 @@ struct monitor_config {
 	const char *initrd_path;
 	const char *cmdline;
 	uint64_t memory_mib;
+	/* Optional: guest RAM already mapped by the caller (memory_mib MiB of hugetlb memory,
+	 * 2 MiB aligned), e.g. the enclave process's ne_mem_alloc() regions. The monitor locks
+	 * and registers it but never maps or unmaps it. NULL: the monitor maps its own. */
+	void *ram;
 	unsigned ncpus;
 	int cpus[MONITOR_MAX_CPUS]; /* host CPU of each vCPU */
 	uint32_t cid;
 	bool debug_mode;
 	int console_fd; /* debug mode: where ttyS0 output goes; -1 for none */
 	bool skip_host_probe; /* trust /dev/kvm without timing a ring-0 loop first */
+	/* Debug builds only (--no-seccomp): vCPU threads run without their allow-list. The
+	 * caller's main thread enters SANDBOX_MAIN itself after monitor_start (seccomp.h). */
+	bool no_seccomp;
+	/* Optional: give the enclave an NSM (virtio-nsm) whose module id is @enclave_id, with a
+	 * leaf key and certificate minted from the host CA in @ca_dir (NULL: the default) and the
+	 * EIF's measurements. EIF boots only. */
+	const char *enclave_id;
+	const char *ca_dir;
 	/* vsock (docs/vsock.md): with a CID the enclave gets a virtio-vsock device; its host
 	 * endpoints live at vsock_uds ("<dir>/<EnclaveID>.vsock"; NULL: no host endpoints). */
 	const char *vsock_uds;
@@ -47,8 +59,9 @@ struct monitor_config {
 	/* Called once, from the monitor's main thread, when the heartbeat arrives. */
 	void (*on_booted)(void *opaque);
 	void *booted_opaque;
-	/* Optional: serve this NSM state (from nsm_enclave_new) as a virtio-nsm device. The
-	 * monitor takes ownership, also when monitor_create fails. NULL: no NSM device. */
+	/* Optional, instead of @enclave_id: serve this NSM state (from nsm_enclave_new) as a
+	 * virtio-nsm device. The monitor takes ownership, also when monitor_create fails.
+	 * NULL: no NSM device. */
 	struct nsm_state *nsm;
 };
 

@@ -8,6 +8,7 @@
 
 #include "vmm/arch/x86_64/boot.h"
 #include "vmm/devices/serial.h"
+#include "cloister/eif.h"
 #include "vmm/devices/nsm.h"
 #include "vmm/monitor.h"
 #include "vmm/virtio/mmio.h"
@@ -31,6 +32,7 @@ struct monitor {
 	unsigned nvirtio;
 	struct virtio_mmio_dev *virtio[8];
 	struct virtio_nsm *nsm;
+	struct eif_measurements meas; /* when the EIF was measured (enclave_id given) */
 
 	unsigned ncpus;
 	struct vcpu vcpu[MONITOR_MAX_CPUS];

@@ -10,6 +10,7 @@
 #include "lib/util/log.h"
 #include "vmm/arch/x86_64/layout.h"
 #include "vmm/monitor_priv.h"
+#include "vmm/sandbox/seccomp.h"
 
 #define I8042_CMD_RESET 0xfe
 #define CF9_RESET_CPU 0x04
@@ -162,6 +163,14 @@ void *vcpu_thread(void *arg)
 		monitor_stop(m, MONITOR_END_MONITOR_ERROR, "cannot pin vCPU %u to host CPU %d: %s",
 		             v->id, v->host_cpu, strerror(errno));
 		return NULL;
+	}
+	if (!m->cfg.no_seccomp) {
+		struct cl_diag d;
+
+		if (sandbox_enter(SANDBOX_VCPU, &d) < 0) {
+			monitor_stop(m, MONITOR_END_MONITOR_ERROR, "vCPU %u: %s", v->id, d.msg);
+			return NULL;
+		}
 	}
 	while (!ended(m)) {
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {

@@ -87,3 +87,32 @@ run_monitor() {
 	shift 3
 	timeout -k 5 "$t" "$monitor" "$@" >"$out" 2>"$err"
 }
+
+# make_blob_kernel OUT CODE: a bzImage-shaped file whose 64-bit entry runs CODE (a printf
+# format of \x escapes). Setup header per Documentation/arch/x86/boot.rst: 1 setup sector, boot
+# flag, "HdrS", protocol 2.15, XLF_KERNEL_64; protected-mode code at file offset 1024, entry at
+# +0x200.
+make_blob_kernel() {
+	local out=$1 code=$2
+	{
+		head -c $((0x1f1)) /dev/zero
+		printf '\x01'                  # 0x1f1 setup_sects
+		head -c $((0x1fe - 0x1f2)) /dev/zero
+		printf '\x55\xaa'              # 0x1fe boot_flag
+		printf '\xeb\x66'              # 0x200 jump: header ends at 0x268
+		printf 'HdrS'                  # 0x202
+		printf '\x0f\x02'              # 0x206 version 2.15
+		head -c $((0x22c - 0x208)) /dev/zero
+		printf '\xff\xff\xff\x7f'      # 0x22c initrd_addr_max
+		printf '\x00\x00\x20\x00'      # 0x230 kernel_alignment
+		printf '\x00\x00'              # 0x234
+		printf '\x01\x00'              # 0x236 xloadflags: XLF_KERNEL_64
+		printf '\xff\x07\x00\x00'      # 0x238 cmdline_size
+		head -c $((0x260 - 0x23c)) /dev/zero
+		printf '\x00\x00\x10\x00'      # 0x260 init_size
+		head -c $((1024 - 0x264)) /dev/zero
+		head -c $((0x200)) /dev/zero   # 32-bit entry area (unused)
+		printf "$code"
+		head -c 4096 /dev/zero
+	} >"$out"
+}

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# e2e-timeout: 600
 # The Debian cloud kernel, from an EIF, reaches the test init with 1 and with 2 vCPUs and powers
 # off cleanly (exit status 0).
 . "$(dirname "$0")/monitor-lib.sh"

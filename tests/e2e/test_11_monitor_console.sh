@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# e2e-timeout: 600
 # Debug mode shows the kernel log on the console; production mode shows nothing at all (the
 # enclave still boots: exit status 0 means its init powered it off).
 . "$(dirname "$0")/monitor-lib.sh"

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# e2e-timeout: 600
 # Refusals happen before anything starts, with a message naming the value and the fix:
 # too little memory, an image more than a quarter of memory, a bad EIF, hugepages short.
 . "$(dirname "$0")/monitor-lib.sh"

@@ -8,21 +8,12 @@
 
 client=$top/tests/e2e/vsock_client.py
 kernel=$(enclave_kernel) || { fail "no enclave kernel (scripts/fetch-kernel.sh enclave)"; finish; }
-release=${kernel##*/vmlinuz-}
-moddir=$(dirname "$(dirname "$kernel")")/lib/modules/$release
 
-# The initramfs: vsock-init plus the vsock modules of exactly this kernel, decompressed.
+# The initramfs: vsock-init plus the vsock modules of exactly this kernel (the reference
+# launch's packer, tests/e2e/lib/microvm.sh).
 build_vsock_initrd() {
-	local root=$work/vsock-root m f
-	rm -rf "$root" && mkdir -p "$root/modules" || return 1
-	gcc -static -Os -s -o "$root/init" "$top/tests/e2e/vsock-init.c" || return 1
-	for m in virtio_mmio vsock vmw_vsock_virtio_transport_common vmw_vsock_virtio_transport; do
-		f=$(find "$moddir" -name "$m.ko.xz" | head -1)
-		[ -n "$f" ] || { echo "module $m not in $moddir"; return 1; }
-		xz -dc "$f" >"$root/modules/$m.ko" || return 1
-		echo "$m" >>"$root/modules/order"
-	done
-	(cd "$root" && find . | LC_ALL=C sort | cpio -o -H newc --quiet >"$work/vsock-initrd.cpio")
+	bash "$top/tests/e2e/lib/microvm.sh" initramfs --init "$build/tests/e2e/vsock-init" \
+		--out "$work/vsock-initrd.cpio" --vsock-modules "$(dirname "$(dirname "$kernel")")"
 }
 build_vsock_initrd || { fail "cannot build the vsock initramfs"; finish; }
 ensure_hugepages 512

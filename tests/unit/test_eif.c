@@ -756,6 +756,53 @@ static void test_eif_build_from_another_filesystem_is_identical(void **state)
 	free(b);
 }
 
+static void test_eif_multi_chunk_ramdisks_measure_correctly(void **state)
+{
+	/* several EIF_IO_CHUNKs per ramdisk: the buffer ring is recycled many times while the
+	 * hashing threads run behind the reader / writer */
+	static const size_t sizes[] = { 2 * EIF_IO_CHUNK + 12345, 3 * EIF_IO_CHUNK - 7,
+		                        EIF_IO_CHUNK };
+	const char *rds[3];
+	char names[3][16], paths[3][600];
+	struct sec parts[5];
+	uint8_t *data[3], p0[48], p1[48], p2[48];
+	struct eif_build_params p;
+	struct eif_measurements m;
+	struct eif_image img;
+
+	(void)state;
+	for (int i = 0; i < 3; i++) {
+		data[i] = malloc(sizes[i]);
+		assert_non_null(data[i]);
+		for (size_t k = 0; k < sizes[i]; k++)
+			data[i][k] = (uint8_t)(k * 131 + (size_t)i * 7 + (k >> 13));
+		snprintf(names[i], sizeof(names[i]), "big%d", i);
+		put_file(names[i], data[i], sizes[i]);
+		snprintf(paths[i], sizeof(paths[i]), "%s", tpath(names[i]));
+		rds[i] = paths[i];
+	}
+	parts[0] = (struct sec){ 0, KERNEL, strlen(KERNEL) };
+	parts[1] = (struct sec){ 0, CMDLINE, strlen(CMDLINE) };
+	for (int i = 0; i < 3; i++)
+		parts[2 + i] = (struct sec){ 0, data[i], sizes[i] };
+	pcr_of(p0, parts, 5);
+	pcr_of(p1, parts, 3);
+	pcr_of(p2, parts + 3, 2);
+	p = std_params(rds, 3);
+	assert_int_equal(eif_build(&p, tpath("big.eif"), &m, NULL), EIF_OK);
+	assert_memory_equal(m.pcr0, p0, 48);
+	assert_memory_equal(m.pcr1, p1, 48);
+	assert_memory_equal(m.pcr2, p2, 48);
+	assert_int_equal(eif_read_file(tpath("big.eif"), EIF_PARSE_MEASURE, &img, NULL), EIF_OK);
+	assert_memory_equal(img.meas.pcr0, p0, 48);
+	assert_memory_equal(img.meas.pcr1, p1, 48);
+	assert_memory_equal(img.meas.pcr2, p2, 48);
+	eif_image_release(&img);
+	for (int i = 0; i < 3; i++)
+		free(data[i]);
+	unlink(tpath("big.eif"));
+}
+
 /* ---- signing --------------------------------------------------------------------------- */
 
 /* A self-signed EC certificate for @nid, valid from now+@from_days to now+@to_days. */
@@ -1131,6 +1178,7 @@ int main(void)
 		cmocka_unit_test(test_eif_custom_metadata_is_sorted_and_validated),
 		cmocka_unit_test(test_eif_build_rejects_missing_inputs),
 		cmocka_unit_test(test_eif_build_from_another_filesystem_is_identical),
+		cmocka_unit_test(test_eif_multi_chunk_ramdisks_measure_correctly),
 		cmocka_unit_test(test_eif_signed_build_has_pcr8_and_verifies),
 		cmocka_unit_test(test_eif_sign_file_appends_then_replaces),
 		cmocka_unit_test(test_eif_sign_replaces_a_signature_in_the_middle),

@@ -256,6 +256,21 @@ static void test_init_nsm_lock_request_and_response_check(void **state)
 	assert_false(init_nsm_response_ok(ok, 5, "ExtendPCR"));
 }
 
+static void test_init_nsm_lock_answer_is_a_bare_text_string(void **state)
+{
+	/* The NSM answers LockPCR with the unit variant: text(7) "LockPCR", not a map. */
+	static const uint8_t lock[] = { 0x67, 'L', 'o', 'c', 'k', 'P', 'C', 'R' };
+	static const uint8_t other[] = { 0x68, 'L', 'o', 'c', 'k', 'P', 'C', 'R', 's' };
+	static const uint8_t extra[] = { 0x67, 'L', 'o', 'c', 'k', 'P', 'C', 'R', 0x00 };
+
+	(void)state;
+	assert_true(init_nsm_response_ok(lock, sizeof(lock), "LockPCR"));
+	assert_false(init_nsm_response_ok(lock, sizeof(lock), "ExtendPCR"));
+	assert_false(init_nsm_response_ok(other, sizeof(other), "LockPCR"));
+	assert_false(init_nsm_response_ok(lock, sizeof(lock) - 1, "LockPCR"));
+	assert_false(init_nsm_response_ok(extra, sizeof(extra), "LockPCR"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -271,6 +286,7 @@ int main(void)
 		cmocka_unit_test(test_init_nsm_extend_request_decodes_as_nsm_api_shape),
 		cmocka_unit_test(test_init_nsm_requests_refuse_too_small_buffers),
 		cmocka_unit_test(test_init_nsm_lock_request_and_response_check),
+		cmocka_unit_test(test_init_nsm_lock_answer_is_a_bare_text_string),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

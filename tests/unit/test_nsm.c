@@ -772,6 +772,7 @@ static void test_nsm_accepts_cloister_init_requests(void **state)
 	                 NSM_OK);
 	assert_int_equal(f->resp_len, 8);
 	assert_memory_equal(f->resp, lock_answer, 8);
+	assert_true(init_nsm_response_ok(f->resp, f->resp_len, "LockPCR"));
 	assert_true(nsm_pcr_read(f->s, INIT_MEASURE_PCR, got, &locked));
 	assert_true(locked);
 }

@@ -446,6 +446,47 @@ static void test_ramdisk_host_dir_keeps_symlinks_and_drops_owner(void **state)
 	free(dir);
 }
 
+/* Host hard links stay one inode: the kernel's unpacker links them, the bytes are stored once. */
+static void test_ramdisk_hard_links_share_one_inode_and_one_copy(void **state)
+{
+	struct cl_diag d = { "" };
+	struct img_tree *t = new_tree();
+	char *dir = make_temp_dir(), a[600], b[600], big[20000];
+	const struct rd_entry *ea, *eb;
+	struct rd r;
+	size_t len;
+	uint8_t *buf;
+	FILE *f;
+
+	(void)state;
+	memset(big, 'x', sizeof(big));
+	snprintf(a, sizeof(a), "%s/a", dir);
+	snprintf(b, sizeof(b), "%s/b", dir);
+	f = fopen(a, "wb");
+	assert_non_null(f);
+	assert_int_equal(fwrite(big, 1, sizeof(big), f), sizeof(big));
+	fclose(f);
+	assert_int_equal(link(a, b), 0);
+	assert_int_equal(img_tree_add_host_dir(t, "rootfs", dir, &d), IMAGE_OK);
+	buf = write_to_memory(t, 0, &len);
+	assert_true(len > sizeof(big) && len < 2 * sizeof(big));
+	read_back(buf, len, &r);
+	ea = find(&r, "rootfs/a");
+	eb = find(&r, "rootfs/b");
+	assert_non_null(ea);
+	assert_non_null(eb);
+	assert_int_equal(ea->ino, eb->ino);
+	assert_int_equal(ea->nlink, 2);
+	assert_int_equal(eb->nlink, 2);
+	/* The first entry carries the bytes (the kernel writes them through the first name). */
+	assert_int_equal(ea->size, sizeof(big));
+	assert_memory_equal(ea->data, big, sizeof(ea->data) - 1);
+	free(buf);
+	img_tree_free(t);
+	rm_rf(dir);
+	free(dir);
+}
+
 static void test_ramdisk_decompresses_xz_modules(void **state)
 {
 	struct cl_diag d = { "" };
@@ -530,6 +571,7 @@ int main(void)
 		cmocka_unit_test(test_ramdisk_customer_refuses_newlines_and_missing_command),
 		cmocka_unit_test(test_ramdisk_host_dir_keeps_symlinks_and_drops_owner),
 		cmocka_unit_test(test_ramdisk_decompresses_xz_modules),
+		cmocka_unit_test(test_ramdisk_hard_links_share_one_inode_and_one_copy),
 		cmocka_unit_test(test_ramdisk_measured_launch_pcr16_matches_spec),
 	};
 

@@ -198,6 +198,26 @@ static void test_boot_setup_lays_out_kernel_cmdline_initrd_and_zero_page(void **
 	assert_int_equal(rd32(ram + 0xb000), 0x83);
 }
 
+static void test_boot_setup_maps_ram_above_4g_in_e820(void **state)
+{
+	struct boot_image img;
+	struct boot_layout bl;
+	const uint8_t *e;
+
+	(void)state;
+	make_image(&img, "x");
+	/* 64 MiB below 4 GiB here, plus 1 GiB at 4 GiB (as for an enclave over 3 GiB) */
+	assert_int_equal(boot_setup(&space, RAM, 1ULL << 30, &img, 0, &bl, NULL), BOOT_OK);
+	assert_int_equal(ram[0x7000 + 0x1e8], 5);
+	e = ram + 0x7000 + 0x2d0 + 4 * 20;
+	assert_int_equal(rd32(e), 0);
+	assert_int_equal(rd32(e + 4), 1); /* 0x1_0000_0000 */
+	assert_int_equal(rd32(e + 8), 1u << 30);
+	assert_int_equal(rd32(e + 16), 1);
+	/* the initrd stays below 4 GiB */
+	assert_true(bl.initrd_addr + bl.initrd_size <= RAM);
+}
+
 static void test_boot_setup_rejects_overlong_cmdline(void **state)
 {
 	struct boot_image img;
@@ -251,6 +271,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(
 		        test_boot_setup_lays_out_kernel_cmdline_initrd_and_zero_page, setup,
 		        teardown),
+		cmocka_unit_test_setup_teardown(test_boot_setup_maps_ram_above_4g_in_e820, setup,
+		                                teardown),
 		cmocka_unit_test_setup_teardown(test_boot_setup_rejects_overlong_cmdline, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_boot_setup_rejects_sources_outside_ram, setup,

@@ -207,6 +207,20 @@ static void test_mmio_notify_reaches_device_and_interrupts(void **state)
 	assert_int_equal(ram[0x3000 + 2], 1); /* used idx */
 }
 
+static void test_mmio_serves_kick_on_ready_queue_before_driver_ok(void **state)
+{
+	(void)state;
+	negotiate(1);
+	setup_queue0(0x1000, 0x2000, 0x3000);
+	assert_int_equal(wr(0x044, 1), 0);
+	ram[0x1000 + 1] = 0x80;
+	ram[0x1000 + 8] = 16;
+	ram[0x2000 + 2] = 1;
+	assert_int_equal(wr(0x050, 0), 0); /* DRIVER_OK not set yet */
+	assert_int_equal(notifies, 1);
+	assert_int_equal(ram[0x3000 + 2], 1);
+}
+
 static void test_mmio_queue_outside_ram_fails_the_device(void **state)
 {
 	(void)state;
@@ -259,6 +273,8 @@ int main(void)
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_mmio_notify_reaches_device_and_interrupts,
 		                                setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		        test_mmio_serves_kick_on_ready_queue_before_driver_ok, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mmio_queue_outside_ram_fails_the_device, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_mmio_hostile_chain_fails_the_device, setup,

@@ -68,7 +68,7 @@ bad:
 	                img->metadata);
 }
 
-static void json_metadata(struct cl_json *j, struct json_object *root)
+void cli_eif_json_metadata(struct cl_json *j, struct json_object *root)
 {
 	static const char *const build_keys[] = { "BuildTime", "BuildTool", "BuildToolVersion",
 		                                  "OperatingSystem", "KernelVersion" };
@@ -89,34 +89,8 @@ static void json_metadata(struct cl_json *j, struct json_object *root)
 	}
 	cl_json_key(j, "DockerInfo");
 	cl_json_value(j, docker);
-	if (custom) {
-		/* flattened: the custom object's keys, sorted (serde_json::Value is a BTreeMap) */
-		size_t n = (size_t)json_object_object_length(custom), k = 0;
-		const char **keys = calloc(n ? n : 1, sizeof(*keys));
-
-		if (!keys) {
-			j->failed = true;
-		} else {
-			json_object_object_foreach(custom, key, val)
-			{
-				(void)val;
-				if (k < n)
-					keys[k++] = key;
-			}
-			for (size_t a = 1; a < k; a++)
-				for (size_t b = a; b > 0 && strcmp(keys[b - 1], keys[b]) > 0; b--) {
-					const char *t = keys[b];
-
-					keys[b] = keys[b - 1];
-					keys[b - 1] = t;
-				}
-			for (size_t i = 0; i < k; i++) {
-				cl_json_key(j, keys[i]);
-				cl_json_value(j, json_object_object_get(custom, keys[i]));
-			}
-			free(keys);
-		}
-	}
+	/* CustomMetadata is #[serde(flatten)]: its keys go straight into Metadata */
+	cl_json_members(j, custom);
 	cl_json_end_object(j);
 }
 
@@ -218,7 +192,7 @@ int cmd_describe_eif(int argc, char **argv)
 		cl_json_bool(&j, sinfo.pcr0_matches);
 	}
 	if (meta)
-		json_metadata(&j, meta);
+		cli_eif_json_metadata(&j, meta);
 	cl_json_end_object(&j);
 	text = cl_json_finish(&j);
 	if (!text) {

@@ -16,6 +16,11 @@ void cli_eif_json_measurements(struct cl_json *j, const struct eif_measurements 
  * or E_UNSPECIFIED if memory ran out. */
 int cli_eif_print_measurements(const struct eif_measurements *m);
 
+/* Write "ImageName", "ImageVersion" and "Metadata" from a parsed metadata section (nitro-cli's
+ * EifIdentityInfo, as describe-eif and describe-enclaves --metadata show it). */
+struct json_object;
+void cli_eif_json_metadata(struct cl_json *j, struct json_object *root);
+
 /* The nitro-cli error code for a library error while building / parsing / signing. */
 enum cli_error cli_eif_error_code(enum eif_error err, enum cli_error fallback);
 

@@ -40,17 +40,17 @@ enum eif_error eif_hasher_final(struct eif_hasher *h, struct eif_measurements *m
 void eif_hasher_free(struct eif_hasher *h);
 
 /*
- * A hashing thread, so that SHA-384 (the slowest step, ~1 GB/s) runs beside the reads, CRC,
- * writes and the PCR2 stream on the calling thread instead of after them. The caller submits
- * chunks in order; the worker feeds them to streams A and B of @h. A submitted chunk must stay
- * valid until eif_pipe_wait() says it has been consumed (chunk numbers start at 1). Section
- * boundaries: eif_pipe_drain() before eif_hasher_section(). If the thread cannot be started the
- * pipe hashes inline, so callers need no fallback.
+ * One worker thread consuming chunks in order and feeding them to some streams of a hasher
+ * (through @fn). A submitted chunk must stay valid until eif_pipe_wait() says it has been
+ * consumed (chunk numbers start at 1). If the thread cannot be started the pipe hashes inline.
  */
 #define EIF_PIPE_DEPTH 4
 
+typedef enum eif_error (*eif_pipe_fn)(struct eif_hasher *h, const uint8_t *p, size_t n);
+
 struct eif_pipe {
 	struct eif_hasher *h;
+	eif_pipe_fn fn;
 	pthread_t thread;
 	pthread_mutex_t lock;
 	pthread_cond_t more, done;
@@ -59,18 +59,44 @@ struct eif_pipe {
 		size_t n;
 	} q[EIF_PIPE_DEPTH];
 	uint64_t submitted, completed;
+	uint64_t want; /* a sleeping submitter waits for completed >= want (0: nobody) */
 	bool running, stop;
 	enum eif_error err;
 };
 
-void eif_pipe_start(struct eif_pipe *pp, struct eif_hasher *h);
-/* Queue one chunk for streams A/B; blocks while EIF_PIPE_DEPTH chunks are pending. */
+void eif_pipe_start(struct eif_pipe *pp, struct eif_hasher *h, eif_pipe_fn fn);
+/* Queue one chunk; blocks while EIF_PIPE_DEPTH chunks are pending. */
 enum eif_error eif_pipe_submit(struct eif_pipe *pp, const uint8_t *p, size_t n);
 /* Wait until chunk number @upto (1-based count of submits) has been hashed. */
 enum eif_error eif_pipe_wait(struct eif_pipe *pp, uint64_t upto);
 enum eif_error eif_pipe_drain(struct eif_pipe *pp);
 /* Drain and join; safe to call on a pipe that was never started (zeroed). */
 void eif_pipe_stop(struct eif_pipe *pp);
+
+/*
+ * The measuring side of one pass over an image: the hasher and two pipes, so that SHA-384 (the
+ * slowest step, ~1 GB/s) runs beside the reads, CRC and writes on the calling thread instead
+ * of after them — streams A/B (PCR0/PCR1) on one thread, stream C (PCR2) on another, which
+ * puts the two unavoidable passes over the application ramdisk on two cores.
+ *
+ * The caller owns a ring of EIF_PIPE_DEPTH chunk buffers: before refilling slot i it calls
+ * eif_stream_slot_free(i); it feeds each chunk with eif_stream_feed(i, ...) (slot -1 for memory
+ * that outlives the pass); eif_stream_section() at each section start.
+ */
+struct eif_stream {
+	struct eif_hasher h;
+	struct eif_pipe ab, c;
+	uint64_t ab_seq[EIF_PIPE_DEPTH], c_seq[EIF_PIPE_DEPTH];
+};
+
+enum eif_error eif_stream_init(struct eif_stream *s);
+enum eif_error eif_stream_section(struct eif_stream *s, uint16_t type);
+enum eif_error eif_stream_slot_free(struct eif_stream *s, int slot);
+enum eif_error eif_stream_feed(struct eif_stream *s, int slot, const uint8_t *p, size_t n);
+/* Drain, stop the threads and fill pcr0/1/2 of @m. */
+enum eif_error eif_stream_final(struct eif_stream *s, struct eif_measurements *m);
+/* Safe on a zeroed or finished stream, and after any error. */
+void eif_stream_free(struct eif_stream *s);
 
 /* SHA-384(zeros48 ‖ digest): one TPM-style extend of an all-zero PCR. */
 enum eif_error eif_pcr_extend_zero(const uint8_t digest[EIF_PCR_SIZE], uint8_t pcr[EIF_PCR_SIZE]);

@@ -127,21 +127,24 @@ static void *pipe_worker(void *arg)
 		skip = pp->err != EIF_OK;
 		pthread_mutex_unlock(&pp->lock);
 		if (!skip)
-			err = eif_hasher_update_ab(pp->h, p, n);
+			err = pp->fn(pp->h, p, n);
 		pthread_mutex_lock(&pp->lock);
 		if (err && !pp->err)
 			pp->err = err;
 		pp->completed++;
-		pthread_cond_broadcast(&pp->done);
+		/* wake the submitter only when what it waits for is there (see wait_for) */
+		if (pp->want && (pp->completed >= pp->want || pp->completed == pp->submitted))
+			pthread_cond_broadcast(&pp->done);
 	}
 	pthread_mutex_unlock(&pp->lock);
 	return NULL;
 }
 
-void eif_pipe_start(struct eif_pipe *pp, struct eif_hasher *h)
+void eif_pipe_start(struct eif_pipe *pp, struct eif_hasher *h, eif_pipe_fn fn)
 {
 	memset(pp, 0, sizeof(*pp));
 	pp->h = h;
+	pp->fn = fn;
 	if (pthread_mutex_init(&pp->lock, NULL))
 		return;
 	if (pthread_cond_init(&pp->more, NULL)) {
@@ -162,6 +165,24 @@ void eif_pipe_start(struct eif_pipe *pp, struct eif_hasher *h)
 	pp->running = true;
 }
 
+/*
+ * Sleep (lock held) until @target chunks are done or nothing is pending. Once we have to sleep
+ * at all, sleep until the worker is nearly out of work rather than just past @target: a pass
+ * then costs one wake-up per EIF_PIPE_DEPTH / 2 chunks instead of one per chunk, which matters
+ * on a busy machine where every wake-up waits for a CPU.
+ */
+static void wait_for(struct eif_pipe *pp, uint64_t target)
+{
+	if (pp->completed >= target || pp->completed == pp->submitted)
+		return;
+	if (target < UINT64_MAX - EIF_PIPE_DEPTH) /* drain passes UINT64_MAX */
+		target += EIF_PIPE_DEPTH / 2 - 1;
+	pp->want = target;
+	while (pp->completed < target && pp->completed < pp->submitted)
+		pthread_cond_wait(&pp->done, &pp->lock);
+	pp->want = 0;
+}
+
 enum eif_error eif_pipe_submit(struct eif_pipe *pp, const uint8_t *p, size_t n)
 {
 	enum eif_error err;
@@ -171,12 +192,12 @@ enum eif_error eif_pipe_submit(struct eif_pipe *pp, const uint8_t *p, size_t n)
 		pp->submitted++;
 		pp->completed++;
 		if (!pp->err)
-			pp->err = eif_hasher_update_ab(pp->h, p, n);
+			pp->err = pp->fn(pp->h, p, n);
 		return pp->err;
 	}
 	pthread_mutex_lock(&pp->lock);
-	while (pp->submitted - pp->completed >= EIF_PIPE_DEPTH)
-		pthread_cond_wait(&pp->done, &pp->lock);
+	if (pp->submitted - pp->completed >= EIF_PIPE_DEPTH)
+		wait_for(pp, pp->submitted - EIF_PIPE_DEPTH + 1);
 	pp->q[pp->submitted % EIF_PIPE_DEPTH].p = p;
 	pp->q[pp->submitted % EIF_PIPE_DEPTH].n = n;
 	pp->submitted++;
@@ -193,8 +214,7 @@ enum eif_error eif_pipe_wait(struct eif_pipe *pp, uint64_t upto)
 	if (!pp->running)
 		return pp->err;
 	pthread_mutex_lock(&pp->lock);
-	while (pp->completed < upto && pp->completed < pp->submitted)
-		pthread_cond_wait(&pp->done, &pp->lock);
+	wait_for(pp, upto);
 	err = pp->err;
 	pthread_mutex_unlock(&pp->lock);
 	return err;
@@ -339,4 +359,78 @@ enum eif_error eif_pcr8_of_pem(const uint8_t *pem, size_t len, uint8_t pcr[EIF_P
 	err = eif_pcr_of_bytes(der, (size_t)n, pcr);
 	OPENSSL_free(der);
 	return err;
+}
+
+enum eif_error eif_stream_init(struct eif_stream *s)
+{
+	enum eif_error err;
+
+	memset(s, 0, sizeof(*s));
+	if ((err = eif_hasher_init(&s->h)))
+		return err;
+	eif_pipe_start(&s->ab, &s->h, eif_hasher_update_ab);
+	eif_pipe_start(&s->c, &s->h, eif_hasher_update_c);
+	return EIF_OK;
+}
+
+enum eif_error eif_stream_section(struct eif_stream *s, uint16_t type)
+{
+	enum eif_error err;
+
+	/* both threads idle before the streams are re-targeted (and B maybe forked off A) */
+	if ((err = eif_pipe_drain(&s->ab)) || (err = eif_pipe_drain(&s->c)))
+		return err;
+	return eif_hasher_section(&s->h, type);
+}
+
+enum eif_error eif_stream_slot_free(struct eif_stream *s, int slot)
+{
+	enum eif_error err;
+
+	if (slot < 0)
+		return EIF_OK;
+	if ((err = eif_pipe_wait(&s->ab, s->ab_seq[slot])))
+		return err;
+	return eif_pipe_wait(&s->c, s->c_seq[slot]);
+}
+
+enum eif_error eif_stream_feed(struct eif_stream *s, int slot, const uint8_t *p, size_t n)
+{
+	enum eif_error err;
+
+	if (s->h.to_a || s->h.to_b) {
+		if ((err = eif_pipe_submit(&s->ab, p, n)))
+			return err;
+		if (slot >= 0)
+			s->ab_seq[slot] = s->ab.submitted;
+	} else if (slot >= 0) {
+		s->ab_seq[slot] = 0;
+	}
+	if (s->h.to_c) {
+		if ((err = eif_pipe_submit(&s->c, p, n)))
+			return err;
+		if (slot >= 0)
+			s->c_seq[slot] = s->c.submitted;
+	} else if (slot >= 0) {
+		s->c_seq[slot] = 0;
+	}
+	return EIF_OK;
+}
+
+enum eif_error eif_stream_final(struct eif_stream *s, struct eif_measurements *m)
+{
+	enum eif_error err;
+
+	if ((err = eif_pipe_drain(&s->ab)) || (err = eif_pipe_drain(&s->c)))
+		return err;
+	eif_pipe_stop(&s->ab);
+	eif_pipe_stop(&s->c);
+	return eif_hasher_final(&s->h, m);
+}
+
+void eif_stream_free(struct eif_stream *s)
+{
+	eif_pipe_stop(&s->ab);
+	eif_pipe_stop(&s->c);
+	eif_hasher_free(&s->h);
 }

@@ -347,8 +347,7 @@ static enum eif_error check_section(const uint8_t *h, unsigned i, const uint8_t 
 static enum eif_error parse(struct source *src, unsigned flags, struct eif_image *img,
                             struct cl_diag *d)
 {
-	struct eif_hasher hasher = { 0 };
-	struct eif_pipe pipe = { 0 };
+	struct eif_stream hs = { 0 };
 	uint8_t hdr[EIF_HEADER_SIZE];
 	uint64_t chunk = 0;
 	const uint8_t *p;
@@ -372,10 +371,9 @@ static enum eif_error parse(struct source *src, unsigned flags, struct eif_image
 	memcpy(hdr, p, EIF_HEADER_SIZE);
 	if ((err = check_header(hdr, src->size, img, d)))
 		return err;
-	if (measure) {
-		if ((err = eif_hasher_init(&hasher)))
-			return err;
-		eif_pipe_start(&pipe, &hasher);
+	if (measure && (err = eif_stream_init(&hs))) {
+		eif_stream_free(&hs);
+		return err;
 	}
 
 	crc = crc32(0L, hdr, EIF_CRC_OFFSET);
@@ -419,25 +417,24 @@ static enum eif_error parse(struct source *src, unsigned flags, struct eif_image
 			}
 		}
 		/* the hashing thread must be idle when the streams are re-targeted */
-		if (measure &&
-		    ((err = eif_pipe_drain(&pipe)) || (err = eif_hasher_section(&hasher, s->type))))
+		if (measure && (err = eif_stream_section(&hs, s->type)))
 			goto fail;
 		for (done = 0; done < s->size; done += got) {
 			uint64_t left = s->size - done;
 			size_t want = left > EIF_IO_CHUNK ? EIF_IO_CHUNK : (size_t)left;
+			/* memory input outlives the pass: no ring slot to recycle */
+			int slot_no = src->mem ? -1 : (int)(chunk % EIF_PIPE_DEPTH);
 			uint8_t *slot = src->ring[chunk % EIF_PIPE_DEPTH];
 
 			/* the ring slot is free once the chunk that last used it is hashed */
-			if (!src->mem && measure && chunk >= EIF_PIPE_DEPTH &&
-			    (err = eif_pipe_wait(&pipe, chunk - EIF_PIPE_DEPTH + 1)))
+			if (measure && (err = eif_stream_slot_free(&hs, slot_no)))
 				goto fail;
 			if ((err = source_get(src, s->data_offset + done, want, slot, EIF_IO_CHUNK,
 			                      &p, &got, d)))
 				goto fail;
 			chunk++;
 			crc = crc32_z(crc, p, got);
-			if (measure && ((err = eif_hasher_update_c(&hasher, p, got)) ||
-			                (err = eif_pipe_submit(&pipe, p, got))))
+			if (measure && (err = eif_stream_feed(&hs, slot_no, p, got)))
 				goto fail;
 			if (capture)
 				memcpy(capture + done, p, got);
@@ -481,10 +478,7 @@ static enum eif_error parse(struct source *src, unsigned flags, struct eif_image
 		goto fail;
 	}
 	if (measure) {
-		if ((err = eif_pipe_drain(&pipe)))
-			goto fail;
-		eif_pipe_stop(&pipe);
-		if ((err = eif_hasher_final(&hasher, &img->meas)))
+		if ((err = eif_stream_final(&hs, &img->meas)))
 			goto fail;
 		if (img->signature >= 0) {
 			uint8_t *pem = NULL, *cose = NULL;
@@ -505,12 +499,11 @@ static enum eif_error parse(struct source *src, unsigned flags, struct eif_image
 			img->meas.has_pcr8 = true;
 		}
 		img->measured = true;
-		eif_hasher_free(&hasher);
+		eif_stream_free(&hs);
 	}
 	return EIF_OK;
 fail:
-	eif_pipe_stop(&pipe);
-	eif_hasher_free(&hasher);
+	eif_stream_free(&hs);
 	eif_image_release(img);
 	return err;
 }

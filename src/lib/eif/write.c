@@ -41,9 +41,8 @@ struct writer {
 	uint64_t pos; /* bytes written so far */
 	uLong crc; /* CRC of everything after the header */
 	uint64_t crc_len; /* bytes in crc */
-	struct eif_hasher hasher;
-	struct eif_pipe pipe; /* hashes streams A/B beside the I/O */
-	uint64_t chunks; /* chunks submitted to the pipe */
+	struct eif_stream hs; /* PCR hashing on worker threads */
+	uint64_t chunks; /* ring chunks used so far */
 	bool no_cfr; /* copy_file_range unavailable here: read() and write() instead */
 	uint8_t *ring[EIF_PIPE_DEPTH];
 };
@@ -69,15 +68,12 @@ static enum eif_error emit(struct writer *w, const uint8_t *p, size_t n, struct 
 	return EIF_OK;
 }
 
-/* Hash a chunk: streams A/B on the pipe's thread, stream C (PCR2) here. */
-static enum eif_error hash_chunk(struct writer *w, const uint8_t *p, size_t n)
+/* Hand a chunk to the hashing threads; @slot is its ring slot, or -1 for lasting memory. */
+static enum eif_error hash_chunk(struct writer *w, int slot, const uint8_t *p, size_t n)
 {
-	enum eif_error err = eif_hasher_update_c(&w->hasher, p, n);
-
-	if (!err)
-		err = eif_pipe_submit(&w->pipe, p, n);
-	w->chunks++;
-	return err;
+	if (slot >= 0)
+		w->chunks++;
+	return eif_stream_feed(&w->hs, slot, p, n);
 }
 
 static enum eif_error emit_section(struct writer *w, struct out_section *s, struct cl_diag *d)
@@ -87,24 +83,23 @@ static enum eif_error emit_section(struct writer *w, struct out_section *s, stru
 	uint64_t done = 0;
 
 	eif_section_header_encode(sh, s->type, s->size);
-	if ((err = emit(w, sh, sizeof(sh), d)) || (err = eif_pipe_drain(&w->pipe)) ||
-	    (err = eif_hasher_section(&w->hasher, s->type)))
+	if ((err = emit(w, sh, sizeof(sh), d)) || (err = eif_stream_section(&w->hs, s->type)))
 		return err;
 	if (s->mem) {
 		/* in-memory data outlives the pipe: no copy needed */
-		if ((err = hash_chunk(w, s->mem, (size_t)s->size)))
+		if ((err = hash_chunk(w, -1, s->mem, (size_t)s->size)))
 			return err;
 		return emit(w, s->mem, (size_t)s->size, d);
 	}
 	while (done < s->size) {
-		uint8_t *buf = w->ring[w->chunks % EIF_PIPE_DEPTH];
+		int slot = (int)(w->chunks % EIF_PIPE_DEPTH);
+		uint8_t *buf = w->ring[slot];
 		uint64_t left = s->size - done;
 		size_t want = left > EIF_IO_CHUNK ? EIF_IO_CHUNK : (size_t)left;
 		ssize_t r = -1;
 
 		/* reuse the ring slot only after the hashing thread is done with it */
-		if (w->chunks >= EIF_PIPE_DEPTH &&
-		    (err = eif_pipe_wait(&w->pipe, w->chunks - EIF_PIPE_DEPTH + 1)))
+		if ((err = eif_stream_slot_free(&w->hs, slot)))
 			return err;
 		if (!w->no_cfr) {
 			/*
@@ -148,7 +143,7 @@ static enum eif_error emit_section(struct writer *w, struct out_section *s, stru
 		if (r == 0)
 			break; /* shrank: reported below */
 		done += (uint64_t)r;
-		if ((err = hash_chunk(w, buf, (size_t)r)))
+		if ((err = hash_chunk(w, slot, buf, (size_t)r)))
 			return err;
 	}
 	if (done != s->size) {
@@ -291,9 +286,8 @@ enum eif_error eif_build(const struct eif_build_params *p, const char *output_pa
 			goto out;
 		}
 	}
-	if ((err = eif_hasher_init(&w.hasher)))
+	if ((err = eif_stream_init(&w.hs)))
 		goto out;
-	eif_pipe_start(&w.pipe, &w.hasher);
 	r = create_temp(output_path, &tmp, d);
 	if (r < 0) {
 		err = r == -ENOMEM ? EIF_ERR_NOMEM : EIF_ERR_IO;
@@ -317,10 +311,7 @@ enum eif_error eif_build(const struct eif_build_params *p, const char *output_pa
 		if ((err = emit_section(&w, &secs[i], d)))
 			goto out;
 	}
-	if ((err = eif_pipe_drain(&w.pipe)))
-		goto out;
-	eif_pipe_stop(&w.pipe);
-	if ((err = eif_hasher_final(&w.hasher, &m)))
+	if ((err = eif_stream_final(&w.hs, &m)))
 		goto out;
 
 	if (signing) {
@@ -330,7 +321,7 @@ enum eif_error eif_build(const struct eif_build_params *p, const char *output_pa
 
 		offsets[nsec] = w.pos;
 		sizes[nsec] = sig_len;
-		/* not measured: written without the (stopped) hashing pipe */
+		/* not measured: written after the hashing threads have stopped */
 		eif_section_header_encode(sh, EIF_SECTION_SIGNATURE, sig_len);
 		if ((err = emit(&w, sh, sizeof(sh), d)) || (err = emit(&w, sig, sig_len, d)))
 			goto out;
@@ -376,8 +367,7 @@ out:
 	for (unsigned i = 0; i < EIF_MAX_SECTIONS; i++)
 		if (secs[i].path && secs[i].fd >= 0)
 			close(secs[i].fd);
-	eif_pipe_stop(&w.pipe);
-	eif_hasher_free(&w.hasher);
+	eif_stream_free(&w.hs);
 	for (unsigned i = 0; i < EIF_PIPE_DEPTH; i++)
 		free(w.ring[i]);
 	free(meta);

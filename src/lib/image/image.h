@@ -65,7 +65,7 @@ enum image_error img_tree_add_symlink(struct img_tree *t, const char *path, cons
 /*
  * Copy the host directory @host_dir (recursively, symlinks kept as symlinks and never
  * followed) under @prefix. Owners become 0:0 (the builder's uid means nothing in the enclave);
- * modes, symlink targets, FIFOs and device numbers are kept; sockets are skipped.
+ * modes, symlink targets, FIFOs, device numbers and hard links are kept; sockets are skipped.
  */
 enum image_error img_tree_add_host_dir(struct img_tree *t, const char *prefix, const char *host_dir,
                                        struct cl_diag *d);
@@ -73,7 +73,7 @@ enum image_error img_tree_add_host_dir(struct img_tree *t, const char *prefix, c
 /*
  * Apply one image layer, a tar stream already opened for reading in @a, under @prefix (the
  * OCI layer semantics: `.wh.NAME` deletes NAME from lower layers, `.wh..wh..opq` empties its
- * directory of lower-layer entries, hard links become copies of their target's contents).
+ * directory of lower-layer entries, hard links share their target's inode and bytes).
  * @layer numbers layers from 1 upwards in application order. Owners and modes come from the
  * tar headers. Returns IMAGE_ERR_UNSAFE_PATH for "..", entries through a symlink or a file,
  * and malformed whiteouts; IMAGE_ERR_ARCHIVE for a corrupt stream.
@@ -89,8 +89,10 @@ size_t img_tree_count(const struct img_tree *t);
 /*
  * Write the tree to @fd as a cpio "newc" archive that depends only on the tree: entries sorted
  * by path (so parents precede children), every mtime = @mtime, inode numbers 1, 2, … in that
- * order, nlink 1 (2 for directories), no block padding after the trailer. Returns the number
- * of bytes written in *written if not NULL.
+ * order, nlink 1 (2 for directories), no block padding after the trailer. Hard-linked files
+ * share the first member's inode number with nlink = their count, and only the first member
+ * carries the bytes, as the kernel's initramfs unpacker expects. Returns the number of bytes
+ * written in *written if not NULL.
  */
 enum image_error img_tree_write_cpio(const struct img_tree *t, int64_t mtime, int fd,
                                      uint64_t *written, struct cl_diag *d);

@@ -31,6 +31,7 @@ struct node {
 	uint32_t uid, gid;
 	uint32_t rmajor, rminor;
 	unsigned layer; /* 0 for entries not from a layer */
+	uint32_t group; /* hard-link group (shared inode), 0 = none */
 	bool dead;
 };
 
@@ -41,7 +42,21 @@ struct img_tree {
 	size_t nslots;
 	int spool;
 	uint64_t spool_size;
+	uint32_t groups; /* hard-link groups handed out */
 };
+
+/* Make @nd a hard link to the regular file @src: same inode, so same bytes and attributes. */
+static void link_to(struct img_tree *t, struct node *src, struct node *nd)
+{
+	if (!src->group)
+		src->group = ++t->groups;
+	nd->mode = src->mode;
+	nd->uid = src->uid;
+	nd->gid = src->gid;
+	nd->off = src->off;
+	nd->size = src->size;
+	nd->group = src->group;
+}
 
 const char *image_strerror(enum image_error e)
 {
@@ -452,8 +467,50 @@ enum image_error img_tree_add_symlink(struct img_tree *t, const char *path, cons
 	return add_node(t, path, &nd, d);
 }
 
+/* Host files with several links seen so far, to keep them one inode in the ramdisk. */
+struct inode_map {
+	struct seen {
+		dev_t dev;
+		ino_t ino;
+		char *path;
+	} * v;
+	size_t n, cap;
+};
+
+static const char *inode_seen(const struct inode_map *m, const struct stat *st)
+{
+	for (size_t i = 0; i < m->n; i++)
+		if (m->v[i].dev == st->st_dev && m->v[i].ino == st->st_ino)
+			return m->v[i].path;
+	return NULL;
+}
+
+static int inode_add(struct inode_map *m, const struct stat *st, const char *path)
+{
+	char norm[PATH_CAP];
+
+	if (m->n == m->cap) {
+		size_t nc = m->cap ? m->cap * 2 : 16;
+		struct seen *nv = realloc(m->v, nc * sizeof(*nv));
+		if (!nv)
+			return -1;
+		m->v = nv;
+		m->cap = nc;
+	}
+	if (img_path_normalize(path, norm, sizeof(norm), NULL) != IMAGE_OK)
+		return 0; /* cannot happen for walk paths; then simply no sharing */
+	m->v[m->n].path = strdup(norm);
+	if (!m->v[m->n].path)
+		return -1;
+	m->v[m->n].dev = st->st_dev;
+	m->v[m->n].ino = st->st_ino;
+	m->n++;
+	return 0;
+}
+
 static enum image_error walk_dir(struct img_tree *t, int dfd, char *rel, size_t rel_len,
-                                 const char *host_root, unsigned depth, struct cl_diag *d)
+                                 const char *host_root, unsigned depth, struct inode_map *seen,
+                                 struct cl_diag *d)
 {
 	DIR *dir;
 	struct dirent *de;
@@ -492,6 +549,16 @@ static enum image_error walk_dir(struct img_tree *t, int dfd, char *rel, size_t 
 			break;
 		}
 		nd.mode = (uint32_t)(st.st_mode & (S_IFMT | 07777));
+		if (S_ISREG(st.st_mode) && st.st_nlink > 1 && inode_seen(seen, &st)) {
+			struct node *src = lookup(t, inode_seen(seen, &st));
+			if (src && S_ISREG(src->mode)) {
+				link_to(t, src, &nd);
+				nd.mode = (uint32_t)(st.st_mode & (S_IFMT | 07777));
+				err = add_node(t, rel, &nd, d);
+				rel[rel_len] = '\0';
+				continue;
+			}
+		}
 		if (S_ISREG(st.st_mode)) {
 			int fd = openat(dirfd(dir), de->d_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 			if (fd < 0) {
@@ -505,6 +572,10 @@ static enum image_error walk_dir(struct img_tree *t, int dfd, char *rel, size_t 
 			close(fd);
 			if (!err)
 				err = add_node(t, rel, &nd, d);
+			if (!err && st.st_nlink > 1 && inode_add(seen, &st, rel) < 0) {
+				cl_diag_set(d, "out of memory");
+				err = IMAGE_ERR_NOMEM;
+			}
 		} else if (S_ISDIR(st.st_mode)) {
 			int sub = openat(dirfd(dir), de->d_name,
 			                 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -516,7 +587,7 @@ static enum image_error walk_dir(struct img_tree *t, int dfd, char *rel, size_t 
 			}
 			if (!err)
 				err = walk_dir(t, sub, rel, rel_len + 1 + nl, host_root, depth + 1,
-				               d);
+				               seen, d);
 			else if (sub >= 0)
 				close(sub);
 		} else if (S_ISLNK(st.st_mode)) {
@@ -579,7 +650,14 @@ enum image_error img_tree_add_host_dir(struct img_tree *t, const char *prefix, c
 			return err;
 		}
 	}
-	err = walk_dir(t, dfd, rel, len, host_dir, 0, d);
+	{
+		struct inode_map seen = { 0 };
+
+		err = walk_dir(t, dfd, rel, len, host_dir, 0, &seen, d);
+		for (size_t i = 0; i < seen.n; i++)
+			free(seen.v[i].path);
+		free(seen.v);
+	}
 	free(rel);
 	return err;
 }
@@ -690,12 +768,7 @@ enum image_error img_tree_apply_layer(struct img_tree *t, const char *prefix, st
 				err = src ? IMAGE_ERR_UNSAFE_PATH : IMAGE_ERR_NOT_FOUND;
 				goto out;
 			}
-			/* The spool is append-only, so the copy shares the target's bytes. */
-			nd.mode = src->mode;
-			nd.uid = src->uid;
-			nd.gid = src->gid;
-			nd.off = src->off;
-			nd.size = src->size;
+			link_to(t, src, &nd);
 		} else {
 			switch (archive_entry_filetype(e)) {
 			case AE_IFREG:
@@ -832,6 +905,7 @@ enum image_error img_tree_write_cpio(const struct img_tree *t, int64_t mtime, in
 {
 	struct cpio_sink sink = { .fd = fd };
 	const struct node **order = NULL;
+	uint32_t *group_ino = NULL, *group_links = NULL;
 	struct archive *a = NULL;
 	struct archive_entry *e = NULL;
 	uint8_t *buf = NULL;
@@ -852,6 +926,22 @@ enum image_error img_tree_write_cpio(const struct img_tree *t, int64_t mtime, in
 			order[k++] = &t->nodes[i];
 	qsort(order, k, sizeof(*order), cmp_nodes);
 
+	/* Hard links (newc, as the kernel's unpacker reads it): every live member of a group
+	 * carries the inode number of the group's first entry and nlink = the number of live
+	 * members; only that first entry carries the bytes, the others have size 0. */
+	group_ino = calloc(t->groups + 1, sizeof(*group_ino));
+	group_links = calloc(t->groups + 1, sizeof(*group_links));
+	if (!group_ino || !group_links) {
+		cl_diag_set(d, "out of memory");
+		err = IMAGE_ERR_NOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < k; i++) {
+		uint32_t g = order[i]->group;
+		if (g && !group_links[g]++)
+			group_ino[g] = (uint32_t)(i + 1);
+	}
+
 	/* newc is what the kernel's initramfs unpacker reads (and what nitro-cli writes);
 	 * bytes_per_block 0 writes the archive unpadded, so its size is exactly its content. */
 	if (archive_write_set_format_cpio_newc(a) != ARCHIVE_OK ||
@@ -871,13 +961,17 @@ enum image_error img_tree_write_cpio(const struct img_tree *t, int64_t mtime, in
 		archive_entry_set_uid(e, nd->uid);
 		archive_entry_set_gid(e, nd->gid);
 		archive_entry_set_mtime(e, mtime, 0);
-		archive_entry_set_ino64(e, (la_int64_t)(i + 1));
-		archive_entry_set_nlink(e, S_ISDIR(nd->mode) ? 2 : 1);
+		bool grouped = nd->group && group_links[nd->group] > 1;
+		bool with_data = S_ISREG(nd->mode) &&
+		                 (!grouped || group_ino[nd->group] == (uint32_t)(i + 1));
+
+		archive_entry_set_ino64(e, grouped ? (la_int64_t)group_ino[nd->group]
+		                                   : (la_int64_t)(i + 1));
+		archive_entry_set_nlink(e, grouped             ? group_links[nd->group]
+		                           : S_ISDIR(nd->mode) ? 2
+		                                               : 1);
 		archive_entry_set_dev(e, 0);
-		if (S_ISREG(nd->mode))
-			archive_entry_set_size(e, (la_int64_t)nd->size);
-		else
-			archive_entry_set_size(e, 0);
+		archive_entry_set_size(e, with_data ? (la_int64_t)nd->size : 0);
 		if (S_ISLNK(nd->mode))
 			archive_entry_set_symlink(e, nd->link);
 		if (S_ISCHR(nd->mode) || S_ISBLK(nd->mode)) {
@@ -890,7 +984,7 @@ enum image_error img_tree_write_cpio(const struct img_tree *t, int64_t mtime, in
 			err = sink.err ? IMAGE_ERR_IO : IMAGE_ERR_ARCHIVE;
 			goto out;
 		}
-		if (S_ISREG(nd->mode)) {
+		if (with_data) {
 			err = write_contents(t, a, nd, buf, d);
 			if (err)
 				goto out;
@@ -911,5 +1005,7 @@ out:
 		archive_entry_free(e);
 	free(buf);
 	free(order);
+	free(group_ino);
+	free(group_links);
 	return err;
 }

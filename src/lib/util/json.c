@@ -319,31 +319,39 @@ void cl_json_value(struct cl_json *j, struct json_object *v)
 		cl_json_end_array(j);
 		break;
 	}
-	case json_type_object: {
-		size_t n = (size_t)json_object_object_length(v), k = 0;
-		const char **keys = calloc(n ? n : 1, sizeof(*keys));
-
-		if (!keys) {
-			j->failed = true;
-			return;
-		}
-		json_object_object_foreach(v, key, val)
-		{
-			(void)val;
-			if (k < n)
-				keys[k++] = key;
-		}
-		qsort(keys, k, sizeof(*keys), cmp_keys);
+	case json_type_object:
 		cl_json_begin_object(j);
-		for (size_t i = 0; i < k; i++) {
-			cl_json_key(j, keys[i]);
-			cl_json_value(j, json_object_object_get(v, keys[i]));
-		}
+		cl_json_members(j, v);
 		cl_json_end_object(j);
-		free(keys);
 		break;
 	}
+}
+
+void cl_json_members(struct cl_json *j, struct json_object *obj)
+{
+	size_t n, k = 0;
+	const char **keys;
+
+	if (!json_object_is_type(obj, json_type_object))
+		return;
+	n = (size_t)json_object_object_length(obj);
+	keys = calloc(n ? n : 1, sizeof(*keys));
+	if (!keys) {
+		j->failed = true;
+		return;
 	}
+	json_object_object_foreach(obj, key, val)
+	{
+		(void)val;
+		if (k < n)
+			keys[k++] = key;
+	}
+	qsort(keys, k, sizeof(*keys), cmp_keys);
+	for (size_t i = 0; i < k; i++) {
+		cl_json_key(j, keys[i]);
+		cl_json_value(j, json_object_object_get(obj, keys[i]));
+	}
+	free(keys);
 }
 
 char *cl_json_finish(struct cl_json *j)

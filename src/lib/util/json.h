@@ -52,6 +52,9 @@ void cl_json_null(struct cl_json *j);
 void cl_json_double(struct cl_json *j, double v);
 /* A parsed json-c value (NULL = null), re-serialised in serde_json::Value's form. */
 void cl_json_value(struct cl_json *j, struct json_object *v);
+/* The members of the json-c object @obj, sorted, into the object being written: serde's
+ * #[serde(flatten)] of a Value map. Nothing for a non-object. */
+void cl_json_members(struct cl_json *j, struct json_object *obj);
 /* Returns the text (caller frees), or NULL on failure; @j is reset either way. */
 char *cl_json_finish(struct cl_json *j);
 void cl_json_discard(struct cl_json *j);

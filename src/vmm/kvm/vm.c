@@ -187,6 +187,8 @@ static int set_slot(struct vm *vm, uint32_t slot, uint64_t gpa, uint64_t size, v
 	return ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r);
 }
 
+static enum vmm_err register_ram(struct vm *vm, struct cl_diag *d);
+
 enum vmm_err vm_ram_alloc(struct vm *vm, uint64_t size, struct cl_diag *d)
 {
 	void *p = NULL;
@@ -217,6 +219,30 @@ enum vmm_err vm_ram_alloc(struct vm *vm, uint64_t size, struct cl_diag *d)
 	}
 	vm->ram = p;
 	vm->ram_size = size;
+	return register_ram(vm, d);
+}
+
+enum vmm_err vm_ram_attach(struct vm *vm, void *base, uint64_t size, struct cl_diag *d)
+{
+	if (!base || size == 0 || size % (2 * MiB) || (uintptr_t)base % (2 * MiB)) {
+		cl_diag_set(d, "external guest RAM at %p (%llu bytes) is not 2 MiB aligned", base,
+		            (unsigned long long)size);
+		return VMM_ERR_USAGE;
+	}
+	vm->ram = base;
+	vm->ram_size = size;
+	vm->ram_external = true;
+	vm->page_size = 2 * MiB; /* at least; the regions may use larger pages */
+	return register_ram(vm, d);
+}
+
+/* Lock vm->ram and register it as memory slots (below LAYOUT_LOW_RAM_MAX at 0, the rest at
+ * 4 GiB). */
+static enum vmm_err register_ram(struct vm *vm, struct cl_diag *d)
+{
+	uint8_t *p = vm->ram;
+	uint64_t size = vm->ram_size;
+
 	if (mlock(p, size) < 0) {
 		cl_diag_set(d,
 		            "cannot lock %llu MiB of enclave memory: %s; raise the locked-memory "
@@ -251,7 +277,7 @@ void vm_close(struct vm *vm)
 {
 	if (vm->vm_fd >= 0)
 		close(vm->vm_fd);
-	if (vm->ram)
+	if (vm->ram && !vm->ram_external)
 		munmap(vm->ram, vm->ram_size);
 	if (vm->kvm_fd >= 0)
 		close(vm->kvm_fd);

@@ -35,6 +35,7 @@ struct vm {
 	struct kvm_cpuid2 *cpuid; /* KVM_GET_SUPPORTED_CPUID, malloc'd */
 	uint8_t *ram;
 	uint64_t ram_size;
+	bool ram_external; /* vm_ram_attach(): the caller maps and unmaps it */
 	uint64_t page_size;
 	uint64_t low_ram; /* bytes mapped at guest-physical 0 */
 	uint64_t high_ram; /* bytes mapped at 4 GiB */
@@ -51,6 +52,15 @@ enum vmm_err vm_open(struct vm *vm, struct cl_diag *d);
  * KVM memory slots (below LAYOUT_LOW_RAM_MAX at 0, the rest at 4 GiB).
  */
 enum vmm_err vm_ram_alloc(struct vm *vm, uint64_t size, struct cl_diag *d);
+
+/*
+ * Use @size bytes at @base, already mapped by the caller (hugetlb, e.g. ne_mem_alloc()'s
+ * regions laid back to back), as guest RAM: locked and registered as memory slots exactly as
+ * vm_ram_alloc() does, but never unmapped here. The caller keeps the mapping until vm_close().
+ * Exists because the grant owner (the enclave process) must be the process that maps the
+ * enclave's memory (docs/resources.md).
+ */
+enum vmm_err vm_ram_attach(struct vm *vm, void *base, uint64_t size, struct cl_diag *d);
 
 /* Pulse an edge on IOAPIC pin @irq. */
 void vm_irq_pulse(struct vm *vm, unsigned irq);

@@ -190,7 +190,11 @@ static int reg_write(struct virtio_mmio_dev *t, uint64_t off, uint32_t val)
 	case VIRTIO_MMIO_QUEUE_NOTIFY:
 		if (val >= t->ops->num_queues || !t->q[val].vq.ready)
 			return 0; /* a kick for nothing: harmless */
-		if (!(t->status & VIRTIO_STATUS_DRIVER_OK) || !t->ops->notify)
+		/* Not gated on DRIVER_OK: Linux's nsm driver registers its hwrng inside probe,
+		 * and the hwrng thread queues and kicks a GetRandom before the core sets
+		 * DRIVER_OK. Ignoring that kick left the request (and the driver's lock) hanging
+		 * for its 2-minute timeout. QEMU serves such kicks too. */
+		if (!t->ops->notify)
 			return 0;
 		return t->ops->notify(t->opaque, t, val) < 0
 		               ? virtio_mmio_fail(t, "queue %u failed", val)

@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# vsock throughput, enclave <-> parent: cloister-monitor's user-space vsock device vs QEMU
+# `microvm` with vhost-vsock (the in-kernel device), booting the same kernel and initramfs
+# (tests/e2e/vsock-init: an echo server on vsock port 5000) in the same parent instance.
+# Each side: one stream, the parent sends SIZE MiB and reads the echo back concurrently; the
+# figure is MiB moved each way per second; best of RUNS. Run where KVM works:
+#   tests/e2e/run --bench bench/vsock-throughput.sh [RUNS] [SIZE_MIB]
+# Prints JSON (bench/results/vsock-throughput.json when run through tests/e2e/run).
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+runs=${1:-3}
+size=${2:-64}
+build=$top/build
+kdir=$(bash "$top/scripts/fetch-kernel.sh" enclave)
+kernel=$(ls "$kdir"/boot/vmlinuz-* | head -1)
+work=$build/bench-vsock
+rm -rf "$work" && mkdir -p "$work"
+cmdline="console=ttyS0 panic=-1 reboot=k quiet mitigations=off"
+
+bash "$top/tests/e2e/lib/microvm.sh" initramfs --init "$build/tests/e2e/vsock-init" \
+	--out "$work/initrd.cpio" --vsock-modules "$kdir" >&2
+"$build/src/cli/cloister" build-eif --kernel "$kernel" --cmdline "$cmdline" \
+	--ramdisk "$work/initrd.cpio" --output "$work/vsock.eif" >/dev/null 2>&1
+
+free=$(cat /sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages)
+total=$(cat /sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages)
+[ "$free" -ge 128 ] || echo $((total + 128 - free)) >/proc/sys/vm/nr_hugepages
+
+/usr/bin/python3 - "$runs" "$size" "$work" "$kernel" "$cmdline" \
+	"$build/src/vmm/cloister-monitor" "$top/tests/e2e/lib/microvm.sh" <<'PY'
+import json, os, platform, socket, subprocess, sys, threading, time
+
+runs, size, work, kernel, cmdline, monitor, microvm = sys.argv[1:8]
+runs, size = int(runs), int(size) << 20
+CHUNK = 1 << 16
+
+def transfer(sock):
+    """Send `size` bytes while reading the echo; MiB/s each way."""
+    data = os.urandom(CHUNK)
+    got = [0]
+    def reader():
+        while got[0] < size:
+            b = sock.recv(1 << 20)
+            if not b:
+                break
+            got[0] += len(b)
+    t = threading.Thread(target=reader)
+    t0 = time.monotonic()
+    t.start()
+    for _ in range(size // CHUNK):
+        sock.sendall(data)
+    t.join(300)
+    dt = time.monotonic() - t0
+    sock.close()
+    if got[0] != size:
+        raise SystemExit(f"echo returned {got[0]} of {size} bytes")
+    return (size >> 20) / dt
+
+def wait_for(pred, timeout, what):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return
+        time.sleep(0.05)
+    raise SystemExit(f"timed out waiting for {what}")
+
+def uds_connect(path, port):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(path)
+    s.sendall(f"CONNECT {port}\n".encode())
+    line = b""
+    while not line.endswith(b"\n"):
+        line += s.recv(1)
+    if not line.startswith(b"OK"):
+        raise SystemExit("enclave refused the connection")
+    return s
+
+def ours():
+    uds = f"{work}/e.vsock"
+    booted = f"{work}/booted"
+    open(booted, "w").close()
+    fd = os.open(booted, os.O_WRONLY)
+    p = subprocess.Popen([monitor, "--eif", f"{work}/vsock.eif", "--memory", "256",
+                          "--cpu-count", "1", "--cid", "16", "--vsock-uds", uds,
+                          "--heartbeat-timeout", "120", "--booted-fd", str(fd)],
+                         pass_fds=(fd,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.close(fd)
+    try:
+        wait_for(lambda: "booted" in open(booted).read(), 120, "cloister heartbeat")
+        time.sleep(0.5)  # the echo server listens right after the heartbeat
+        return max(transfer(uds_connect(uds, 5000)) for _ in range(runs))
+    finally:
+        p.terminate()
+        p.wait(30)
+
+def theirs():
+    cid = 17
+    hb = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
+    hb.bind((socket.VMADDR_CID_ANY, 9000))
+    hb.listen(1)
+    p = subprocess.Popen(["bash", microvm, "boot", "--kernel", kernel, "--initrd",
+                          f"{work}/initrd.cpio", "--memory", "256", "--cid", str(cid),
+                          "--append", cmdline + " e2e_parent_cid=2"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        hb.settimeout(120)
+        c, _ = hb.accept()
+        b = c.recv(1)
+        c.sendall(b)
+        c.close()
+        time.sleep(0.5)
+        def connect():
+            s = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
+            s.connect((cid, 5000))
+            return s
+        return max(transfer(connect()) for _ in range(runs))
+    finally:
+        hb.close()
+        p.terminate()
+        p.wait(30)
+
+a = ours()
+b = theirs()
+print(json.dumps({
+    "name": "vsock-throughput",
+    "description": f"one stream, parent sends {size >> 20} MiB to an echo server in the enclave "
+                   "and reads it back concurrently; best of %d" % runs,
+    "ours": round(a, 1), "theirs": round(b, 1), "unit": "MiB/s",
+    "ratio": round(a / b, 3), "goal": 1.0, "better": "higher",
+    "ours_what": "cloister-monitor, user-space virtio-vsock (Nitro addressing, CID 3)",
+    "theirs_what": "QEMU 10 microvm + vhost-vsock (in-kernel, parent at CID 2)",
+    "machine": f"parent instance (QEMU TCG, EPYC+svm) on {platform.node()}, "
+               f"{os.cpu_count()} vCPUs",
+}, indent=2))
+PY

@@ -1,0 +1,93 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef CLOISTER_CLI_NITRO_ENCLAVE_H
+#define CLOISTER_CLI_NITRO_ENCLAVE_H
+
+/*
+ * The enclave process and how the nitro-cli subcommands talk to it (docs/nitro-cli.md).
+ *
+ * run-enclave forks a detached "enclave process" per enclave (nitro-compat §2.3). It owns the
+ * enclave's pool grant (so its death, however it happens, frees the CPUs, memory budget, CID and
+ * name), maps the hugepage memory, runs the monitor library in-process, and serves a control
+ * socket <state dir>/<slot uid hex>.sock:
+ *
+ *   request  "describe\n"  → "key value\n" lines, an empty line, then the EIF metadata section
+ *                            bytes until EOF (empty when the image has none)
+ *   request  "terminate\n" → "denied\n" (peer is neither the owner uid nor root), or
+ *                            "terminating\n" and, once every resource is back in the pool,
+ *                            "terminated\n"
+ *
+ * The peer's uid comes from SO_PEERCRED, never from the request (nitro-cli's policy: the owner
+ * and root may terminate, anyone who can connect may describe).
+ */
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "cli/nitro/run_args.h"
+#include "cloister/eif.h"
+#include "lib/ne/ne.h"
+
+/* The logs directory: $NITRO_CLI_LOGS_PATH, else /var/log/cloister. */
+const char *enclave_logs_dir(void);
+
+/* <logs dir>/<EnclaveID>.console: where a debug-mode enclave's ttyS0 goes. */
+void enclave_console_path(const char *enclave_id, char *out, size_t len);
+
+/* <state dir>/<slot uid hex>.sock */
+void enclave_socket_path(const char *state_dir, uint64_t slot_uid, char *out, size_t len);
+
+/*
+ * The enclave process's whole life (runs in the double-forked, setsid'd child of run-enclave):
+ * prepares the resources through ne_launch_prepare(), runs the VM, answers the control socket,
+ * gives everything back. Progress goes to @report_fd as lines: "started <pid> <cid> <mib>
+ * <cpu,…> <EnclaveID> <name>", "booted", or "error <code> <message>". Returns the process exit
+ * status.
+ */
+int enclave_process_main(const struct run_args *a, uint64_t eif_size, int report_fd);
+
+/* What describe returns about one running enclave. */
+struct enclave_info {
+	char name[POOL_NAME_MAX];
+	char id[POOL_ID_MAX];
+	pid_t pid;
+	uint64_t cid;
+	uint32_t cpus[NE_LAUNCH_MAX_CPUS];
+	size_t ncpus;
+	uint64_t memory_mib;
+	bool terminating;
+	bool debug_mode;
+	struct eif_measurements meas;
+	char *metadata; /* EIF metadata section (malloc'd, NUL-terminated), or NULL */
+	size_t metadata_len;
+	char socket[PATH_MAX];
+};
+
+/*
+ * Every running enclave of this state directory, sorted by CID. Dead owners' grants are
+ * reclaimed and stale sockets (nobody listening) deleted on the way; enclaves whose socket
+ * refuses us (EACCES) are skipped, as nitro-cli does. *out is malloc'd (free with
+ * enclave_list_free). Returns 0 or a nitro-cli error code with @d set.
+ */
+int enclave_list(struct enclave_info **out, size_t *n, struct cl_diag *d);
+void enclave_list_free(struct enclave_info *v, size_t n);
+
+/*
+ * Ask the enclave process behind @socket to terminate and wait (up to @timeout_s) until it has
+ * given everything back. Returns 0, E18 (not the owner nor root), E39 (cannot connect) or E38.
+ */
+int enclave_terminate(const char *socket, unsigned timeout_s, struct cl_diag *d);
+
+/* Whether an enclave process still listens on @socket. */
+bool enclave_alive(const char *socket);
+
+/*
+ * Stream <logs>/<id>.console to stdout: from the start, then live while the enclave runs
+ * (@socket non-NULL), ending when it ends or after @timeout_s seconds (0: no limit). Returns 0
+ * or E45/E46.
+ */
+int enclave_console_stream(const char *enclave_id, const char *socket, unsigned timeout_s);
+
+#endif

@@ -1,0 +1,461 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The enclave process (nitro-compat §2.3): one per enclave, detached from run-enclave. It is the
+ * pool grant's owner and the process that maps the enclave memory, so it runs the monitor
+ * library in-process rather than exec'ing cloister-monitor: ne_launch_prepare() needs the
+ * process that will run the VM to own the hugepage mappings (docs/resources.md), and one process
+ * means one death to watch — SIGKILL frees the memory (kernel), the grant (reclaimed by the next
+ * cloister call) and the sockets (cleaned as stale).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "cli/nitro/enclave.h"
+#include "lib/nsm/enclave.h"
+#include "lib/util/file.h"
+#include "lib/util/hex.h"
+#include "lib/util/log.h"
+#include "vmm/monitor.h"
+
+#define MiB (1ULL << 20)
+#define GiB (1ULL << 30)
+#define MAX_WAITERS 16
+
+const char *enclave_logs_dir(void)
+{
+	const char *env = getenv("NITRO_CLI_LOGS_PATH");
+
+	return env && *env ? env : "/var/log/cloister";
+}
+
+void enclave_console_path(const char *enclave_id, char *out, size_t len)
+{
+	snprintf(out, len, "%s/%s.console", enclave_logs_dir(), enclave_id);
+}
+
+void enclave_socket_path(const char *state_dir, uint64_t slot_uid, char *out, size_t len)
+{
+	snprintf(out, len, "%s/%" PRIx64 ".sock", state_dir, slot_uid);
+}
+
+struct eproc {
+	int report_fd;
+	struct ne_launch launch;
+	struct eif_image img;
+	bool debug_mode;
+	struct monitor *m;
+	int listen_fd;
+	int stop_fd; /* eventfd: stop the control thread */
+	char socket[PATH_MAX];
+	atomic_bool terminating;
+	pthread_mutex_t lock;
+	int waiters[MAX_WAITERS]; /* terminate requests waiting for "terminated" */
+	size_t nwaiters;
+};
+
+static void report(struct eproc *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void report(struct eproc *e, const char *fmt, ...)
+{
+	char line[2048];
+	va_list ap;
+	int n;
+
+	if (e->report_fd < 0)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n > sizeof(line) - 2)
+		n = (int)sizeof(line) - 2;
+	/* one line per message: the parent reads lines */
+	for (int i = 0; i < n; i++)
+		if (line[i] == '\n')
+			line[i] = ' ';
+	line[n++] = '\n';
+	(void)cl_write_full(e->report_fd, line, (size_t)n);
+}
+
+static int report_error(struct eproc *e, int code, const char *msg)
+{
+	cl_err("E%02d: %s", code, msg);
+	report(e, "error %d %s", code, msg);
+	return code;
+}
+
+/* The monitor calls this once the guest's init sent the 0xB7 heartbeat. */
+static void on_booted(void *opaque)
+{
+	struct eproc *e = opaque;
+
+	cl_info("enclave %s booted (heartbeat received)", e->launch.enclave_id);
+	report(e, "booted");
+	close(e->report_fd);
+	e->report_fd = -1;
+}
+
+/* nitro-compat §2.5: ceil(eif / 6 GiB) × 90 s + ceil(memory / 100 GiB) × 90 s. */
+static unsigned heartbeat_timeout_ms(uint64_t eif_size, uint64_t mem_bytes)
+{
+	uint64_t a = (eif_size + 6 * GiB - 1) / (6 * GiB);
+	uint64_t b = (mem_bytes + 100 * GiB - 1) / (100 * GiB);
+
+	return (unsigned)((a + b) * 90000);
+}
+
+static void write_describe(struct eproc *e, int fd)
+{
+	const struct ne_launch *l = &e->launch;
+	char buf[4096], hex[2 * EIF_PCR_SIZE + 1], cpus[1024];
+	size_t off = 0;
+	int n;
+
+	cpus[0] = '\0';
+	for (size_t i = 0; i < l->ncpus; i++) {
+		size_t len = strlen(cpus);
+
+		snprintf(cpus + len, sizeof(cpus) - len, "%s%u", i ? "," : "", l->cpu_ids[i]);
+	}
+	n = snprintf(buf, sizeof(buf),
+	             "id %s\npid %ld\ncid %" PRIu64 "\nmib %" PRIu64 "\ncpus %s\nstate %s\n"
+	             "flags %s\n",
+	             l->enclave_id, (long)getpid(), l->cid, l->memory_mib, cpus,
+	             atomic_load(&e->terminating) ? "TERMINATING" : "RUNNING",
+	             e->debug_mode ? "DEBUG_MODE" : "NONE");
+	off = (size_t)n;
+	cl_hex_encode(e->img.meas.pcr0, EIF_PCR_SIZE, hex);
+	off += (size_t)snprintf(buf + off, sizeof(buf) - off, "pcr0 %s\n", hex);
+	cl_hex_encode(e->img.meas.pcr1, EIF_PCR_SIZE, hex);
+	off += (size_t)snprintf(buf + off, sizeof(buf) - off, "pcr1 %s\n", hex);
+	cl_hex_encode(e->img.meas.pcr2, EIF_PCR_SIZE, hex);
+	off += (size_t)snprintf(buf + off, sizeof(buf) - off, "pcr2 %s\n", hex);
+	if (e->img.meas.has_pcr8) {
+		cl_hex_encode(e->img.meas.pcr8, EIF_PCR_SIZE, hex);
+		off += (size_t)snprintf(buf + off, sizeof(buf) - off, "pcr8 %s\n", hex);
+	}
+	/* the name last: it may contain spaces */
+	off += (size_t)snprintf(buf + off, sizeof(buf) - off, "name %s\n\n", l->name);
+	if (off >= sizeof(buf))
+		return;
+	if (cl_write_full(fd, buf, off) == 0 && e->img.metadata_data)
+		(void)cl_write_full(fd, e->img.metadata_data, e->img.metadata_len);
+}
+
+static void serve_one(struct eproc *e, int fd)
+{
+	struct timeval tv = { .tv_sec = 2 };
+	struct ucred cred;
+	socklen_t clen = sizeof(cred);
+	char req[64];
+	size_t got = 0;
+
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) < 0) {
+		close(fd);
+		return;
+	}
+	while (got < sizeof(req) - 1) {
+		ssize_t r = read(fd, req + got, 1);
+
+		if (r <= 0)
+			break;
+		if (req[got] == '\n')
+			break;
+		got++;
+	}
+	req[got] = '\0';
+	if (!strcmp(req, "describe")) {
+		write_describe(e, fd);
+	} else if (!strcmp(req, "terminate")) {
+		/* nitro-compat §2.3: the socket owner's uid and root may terminate */
+		if (cred.uid != getuid() && cred.uid != 0) {
+			cl_warn("terminate refused for uid %u", (unsigned)cred.uid);
+			(void)cl_write_full(fd, "denied\n", 7);
+		} else {
+			bool kept = false;
+
+			cl_info("terminate requested by pid %ld uid %u", (long)cred.pid,
+			        (unsigned)cred.uid);
+			if (cl_write_full(fd, "terminating\n", 12) == 0) {
+				pthread_mutex_lock(&e->lock);
+				if (e->nwaiters < MAX_WAITERS) {
+					e->waiters[e->nwaiters++] = fd;
+					kept = true;
+				}
+				pthread_mutex_unlock(&e->lock);
+			}
+			atomic_store(&e->terminating, true);
+			pthread_mutex_lock(&e->lock);
+			if (e->m)
+				monitor_stop(e->m, MONITOR_END_TERMINATED,
+				             "terminate-enclave (uid %u)", (unsigned)cred.uid);
+			pthread_mutex_unlock(&e->lock);
+			if (kept)
+				return;
+		}
+	}
+	close(fd);
+}
+
+static void *control_thread(void *opaque)
+{
+	struct eproc *e = opaque;
+
+	for (;;) {
+		struct pollfd pfd[2] = { { .fd = e->listen_fd, .events = POLLIN },
+			                 { .fd = e->stop_fd, .events = POLLIN } };
+		int fd;
+
+		if (poll(pfd, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (pfd[1].revents)
+			break;
+		fd = accept4(e->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd >= 0)
+			serve_one(e, fd);
+	}
+	return NULL;
+}
+
+static int control_listen(struct eproc *e, struct cl_diag *d)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+
+	if (strlen(e->socket) >= sizeof(a.sun_path)) {
+		cl_diag_set(d, "control socket path %s is too long", e->socket);
+		return -1;
+	}
+	strcpy(a.sun_path, e->socket);
+	unlink(e->socket); /* a stale socket of a dead slot with the same (random) uid */
+	e->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (e->listen_fd < 0 || bind(e->listen_fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+	    listen(e->listen_fd, 16) < 0) {
+		cl_diag_set(d, "control socket %s: %s", e->socket, strerror(errno));
+		return -1;
+	}
+	/* nitro-cli's 0766: anyone may connect (and describe); SO_PEERCRED decides the rest */
+	chmod(e->socket, 0766);
+	return 0;
+}
+
+static int vmm_err_to_cli(enum vmm_err err)
+{
+	switch (err) {
+	case VMM_ERR_MEMORY:
+		return E_INSUFFICIENT_MEMORY_AVAILABLE;
+	case VMM_ERR_IMAGE:
+		return E_EIF_PARSING;
+	case VMM_ERR_CPU:
+		return E_CPU_ERROR;
+	default:
+		return E_ENCLAVE_BOOT_FAILURE;
+	}
+}
+
+int enclave_process_main(const struct run_args *a, uint64_t eif_size, int report_fd)
+{
+	struct eproc e;
+	struct ne_launch_req req;
+	struct monitor_config cfg;
+	struct nsm_state *nsm = NULL;
+	struct monitor *m;
+	struct pool *p = NULL;
+	struct cl_diag d = { "" };
+	char console[PATH_MAX], vsock[PATH_MAX], why[256], msg[sizeof(d.msg) + PATH_MAX + 128];
+	pthread_t thread;
+	bool thread_started = false;
+	enum vmm_err verr;
+	enum monitor_end end = MONITOR_END_NONE;
+	sigset_t sigs;
+	int sigfd = -1, code = 0, rc;
+
+	memset(&e, 0, sizeof(e));
+	e.report_fd = report_fd;
+	e.listen_fd = -1;
+	e.stop_fd = -1;
+	e.debug_mode = a->debug_mode;
+	pthread_mutex_init(&e.lock, NULL);
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.console_fd = -1;
+
+	/* Signals are read by the monitor's loop (SIGTERM = terminate); block them before any
+	 * thread exists. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	sigfd = signalfd(-1, &sigs, SFD_CLOEXEC);
+
+	if (eif_read_file(a->eif_path, EIF_PARSE_MEASURE, &e.img, &d)) {
+		snprintf(msg, sizeof(msg), "Failed to parse the EIF: %s", d.msg);
+		code = report_error(&e, E_EIF_PARSING, msg);
+		goto out;
+	}
+	rc = pool_open(NULL, NULL, &p, &d);
+	if (rc) {
+		code = report_error(&e, E_FILE_OPERATION, d.msg);
+		goto out;
+	}
+	run_args_to_launch_req(a, &req);
+	req.image_size = eif_size;
+	req.image = NULL; /* the monitor copies the EIF to 8 MiB itself, from the file */
+	code = ne_launch_prepare(p, &req, &e.launch, &d);
+	if (code) {
+		report_error(&e, code, d.msg);
+		goto out;
+	}
+	cl_info("enclave %s (%s): CID %" PRIu64 ", %" PRIu64 " MiB, %zu vCPU(s)",
+	        e.launch.enclave_id, e.launch.name, e.launch.cid, e.launch.memory_mib,
+	        e.launch.ncpus);
+
+	if (a->debug_mode) {
+		enclave_console_path(e.launch.enclave_id, console, sizeof(console));
+		cfg.console_fd = open(console, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+		if (cfg.console_fd < 0) {
+			snprintf(msg, sizeof(msg),
+			         "cannot create the console log %s: %s; set NITRO_CLI_LOGS_PATH to "
+			         "a "
+			         "writable directory",
+			         console, strerror(errno));
+			code = report_error(&e, E_FILE_OPERATION, msg);
+			goto out;
+		}
+	}
+
+	{
+		struct nsm_enclave_config nc = {
+			.module_id = e.launch.enclave_id,
+			.meas = &e.img.meas,
+			.debug_mode = a->debug_mode,
+		};
+
+		if (nsm_enclave_new(&nc, &nsm, &d) != NSM_OK) {
+			snprintf(msg, sizeof(msg), "cannot set up the enclave's NSM device: %s",
+			         d.msg);
+			code = report_error(&e, E_ENCLAVE_BOOT_FAILURE, msg);
+			goto out;
+		}
+	}
+
+	enclave_socket_path(pool_state_dir(p), e.launch.slot_uid, e.socket, sizeof(e.socket));
+	if (control_listen(&e, &d) < 0) {
+		code = report_error(&e, E_SOCKET_ERROR, d.msg);
+		goto out;
+	}
+	e.stop_fd = eventfd(0, EFD_CLOEXEC);
+	/* answer describe while the VM is set up (a terminate then ends it right after) */
+	if (e.stop_fd >= 0 && pthread_create(&thread, NULL, control_thread, &e) == 0)
+		thread_started = true;
+
+	snprintf(vsock, sizeof(vsock), "%s/%s.vsock", pool_state_dir(p), e.launch.enclave_id);
+	cfg.eif_path = a->eif_path;
+	cfg.memory_mib = e.launch.memory_mib;
+	cfg.ram = e.launch.mem.base;
+	cfg.ncpus = (unsigned)e.launch.ncpus;
+	for (size_t i = 0; i < e.launch.ncpus && i < MONITOR_MAX_CPUS; i++)
+		cfg.cpus[i] = (int)e.launch.cpu_ids[i];
+	cfg.cid = (uint32_t)e.launch.cid;
+	cfg.debug_mode = a->debug_mode;
+	cfg.vsock_uds = vsock;
+	cfg.heartbeat_timeout_ms = heartbeat_timeout_ms(eif_size, e.launch.memory_mib * MiB);
+	cfg.on_booted = on_booted;
+	cfg.booted_opaque = &e;
+	cfg.nsm = nsm;
+	if (!cfg.ram) {
+		code = report_error(&e, E_ENCLAVE_MMAP, "enclave memory has no contiguous base");
+		goto out;
+	}
+
+	{
+		char cpus[1024] = "";
+
+		for (size_t i = 0; i < e.launch.ncpus; i++) {
+			size_t len = strlen(cpus);
+
+			snprintf(cpus + len, sizeof(cpus) - len, "%s%u", i ? "," : "",
+			         e.launch.cpu_ids[i]);
+		}
+		report(&e, "started %ld %" PRIu64 " %" PRIu64 " %s %s %s", (long)getpid(),
+		       e.launch.cid, e.launch.memory_mib, cpus, e.launch.enclave_id, e.launch.name);
+	}
+	verr = monitor_create(&m, &cfg, &d);
+	nsm = NULL; /* the monitor owns it now, also when monitor_create failed */
+	pthread_mutex_lock(&e.lock);
+	e.m = m;
+	if (!verr && atomic_load(&e.terminating))
+		monitor_stop(m, MONITOR_END_TERMINATED, "terminate-enclave during setup");
+	pthread_mutex_unlock(&e.lock);
+	if (!verr)
+		verr = monitor_start(e.m, &d);
+	if (verr) {
+		snprintf(msg, sizeof(msg), "%s: %s", vmm_strerror(verr), d.msg);
+		code = report_error(&e, vmm_err_to_cli(verr), msg);
+		goto out;
+	}
+	end = monitor_wait(e.m, sigfd, why, sizeof(why));
+	atomic_store(&e.terminating, true);
+	cl_info("enclave %s ended: %s: %s", e.launch.enclave_id, monitor_end_name(end), why);
+	if (e.report_fd >= 0) {
+		/* never booted: what run-enclave reports (nitro-compat §2.5: E36) */
+		snprintf(msg, sizeof(msg), "the enclave did not boot: %s: %s",
+		         monitor_end_name(end), why);
+		code = report_error(&e, E_ENCLAVE_BOOT_FAILURE, msg);
+	}
+out:
+	pthread_mutex_lock(&e.lock);
+	m = e.m;
+	e.m = NULL; /* the control thread may still answer describe (TERMINATING) */
+	pthread_mutex_unlock(&e.lock);
+	monitor_destroy(m);
+	if (cfg.console_fd >= 0)
+		close(cfg.console_fd);
+	nsm_state_free(nsm);
+	ne_launch_release(&e.launch); /* CPUs, memory, CID and name back to the pool */
+	if (thread_started) {
+		uint64_t one = 1;
+
+		(void)!write(e.stop_fd, &one, sizeof(one));
+		pthread_join(thread, NULL);
+	}
+	if (e.listen_fd >= 0) {
+		close(e.listen_fd);
+		unlink(e.socket);
+	}
+	if (e.stop_fd >= 0)
+		close(e.stop_fd);
+	for (size_t i = 0; i < e.nwaiters; i++) {
+		(void)cl_write_full(e.waiters[i], "terminated\n", 11);
+		close(e.waiters[i]);
+	}
+	if (e.report_fd >= 0)
+		close(e.report_fd);
+	pool_close(p);
+	eif_image_release(&e.img);
+	if (sigfd >= 0)
+		close(sigfd);
+	pthread_mutex_destroy(&e.lock);
+	return code ? code : monitor_exit_for_end(end);
+}

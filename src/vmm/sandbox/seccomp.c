@@ -1,0 +1,161 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <errno.h>
+#include <linux/kvm.h>
+#include <seccomp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "vmm/sandbox/seccomp.h"
+
+/* Both thread classes. */
+static const struct sandbox_rule common_rules[] = {
+	{ "futex", "mutexes and condition variables (device transport locks, the end lock)" },
+	{ "read", "eventfds, the signalfd, vsock host sockets" },
+	{ "write", "console and log output, eventfds, vsock host sockets" },
+	{ "close", "vsock connections that end" },
+	{ "sendto", "send() on vsock host sockets" },
+	{ "recvfrom", "recv() on vsock host sockets" },
+	{ "sendmsg", "glibc may send through sendmsg" },
+	{ "recvmsg", "glibc may receive through recvmsg" },
+	{ "shutdown", "half-close of a vsock host socket when the guest shuts down its side" },
+	{ "socket", "the guest connects to a parent port: a Unix socket to <uds>_<port>" },
+	{ "connect", "the same connection" },
+	{ "epoll_ctl", "the vsock engine changes which host sockets it watches" },
+	{ "brk", "malloc" },
+	{ "mmap", "malloc of large blocks (vsock buffers, CBOR documents)" },
+	{ "munmap", "free of large blocks; thread stacks; guest RAM at exit" },
+	{ "mremap", "realloc of large blocks" },
+	{ "madvise", "glibc returns freed memory and thread stacks" },
+	{ "rt_sigreturn", "return from the vCPU kick handler" },
+	{ "rt_sigprocmask", "glibc masks signals around thread start and exit" },
+	{ "getrandom", "NSM GetRandom, and the nonce of each ECDSA attestation signature" },
+	{ "clock_gettime", "timestamps (vDSO fallback)" },
+	{ "gettimeofday", "timestamps (vDSO fallback)" },
+	{ "getpid", "logging, raise()" },
+	{ "gettid", "raise(), pthread_kill()" },
+	{ "tgkill", "pthread_kill() kicks vCPUs out of KVM_RUN; raise() on a fatal error" },
+	{ "sched_yield", "glibc lock back-off" },
+	{ "fstat", "stdio's first write to a stream" },
+	{ "newfstatat", "stdio's first write to a stream (fstat on newer glibc)" },
+	{ "exit", "a thread ends" },
+	{ "exit_group", "the monitor ends" },
+	{ NULL, NULL },
+};
+
+/* vCPU threads; ioctl is allowed separately, for KVM_RUN and KVM_IRQ_LINE only. */
+static const struct sandbox_rule vcpu_rules[] = {
+	{ NULL, NULL },
+};
+
+/* The main thread; ioctl is allowed separately, for KVM_IRQ_LINE only. */
+static const struct sandbox_rule main_rules[] = {
+	{ "poll", "the main loop" },
+	{ "ppoll", "the main loop (poll on newer glibc)" },
+	{ "epoll_wait", "the vsock engine collects ready host sockets" },
+	{ "epoll_pwait", "the same, on newer glibc" },
+	{ "accept4", "the parent connects to the enclave's vsock socket" },
+	{ "unlink", "the vsock socket file is removed when the enclave ends" },
+	{ "unlinkat", "the same, on newer glibc" },
+	{ NULL, NULL },
+};
+
+const struct sandbox_rule *sandbox_rules(enum sandbox_class cls, unsigned part)
+{
+	if (part == 0)
+		return common_rules;
+	return cls == SANDBOX_VCPU ? vcpu_rules : main_rules;
+}
+
+static void sigsys_handler(int sig, siginfo_t *si, void *uctx)
+{
+	char msg[160];
+	char *name;
+	int n;
+
+	(void)uctx;
+	name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, si->si_syscall);
+	n = snprintf(msg, sizeof(msg),
+	             "cloister-monitor: seccomp: syscall %d (%s) is not on this thread's "
+	             "allow-list; ending the monitor (docs/security.md)\n",
+	             si->si_syscall, name ? name : "?");
+	if (n > 0)
+		(void)!write(STDERR_FILENO, msg, (size_t)n);
+	/* SA_RESETHAND restored the default action: this kills the process with SIGSYS. */
+	raise(sig);
+}
+
+static int add_rules(scmp_filter_ctx ctx, const struct sandbox_rule *r, struct cl_diag *d)
+{
+	for (; r->name; r++) {
+		int nr = seccomp_syscall_resolve_name(r->name);
+		int rc;
+
+		if (nr == __NR_SCMP_ERROR) {
+			cl_diag_set(d, "seccomp: unknown syscall '%s'", r->name);
+			return -1;
+		}
+		if (nr < 0)
+			continue; /* a pseudo-syscall: not on this architecture */
+		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0);
+		if (rc < 0) {
+			cl_diag_set(d, "seccomp: cannot allow %s: %s", r->name, strerror(-rc));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int allow_ioctl(scmp_filter_ctx ctx, unsigned long req, struct cl_diag *d)
+{
+	int rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
+	                          SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffUL, req));
+
+	if (rc < 0)
+		cl_diag_set(d, "seccomp: cannot allow ioctl 0x%lx: %s", req, strerror(-rc));
+	return rc < 0 ? -1 : 0;
+}
+
+int sandbox_enter(enum sandbox_class cls, struct cl_diag *d)
+{
+	struct sigaction sa;
+	scmp_filter_ctx ctx;
+	int rc = -1;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = sigsys_handler;
+	sa.sa_flags = SA_SIGINFO | SA_RESETHAND;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGSYS, &sa, NULL) < 0) {
+		cl_diag_set(d, "seccomp: sigaction(SIGSYS): %s", strerror(errno));
+		return -1;
+	}
+	ctx = seccomp_init(SCMP_ACT_TRAP);
+	if (!ctx) {
+		cl_diag_set(d, "seccomp: cannot create a filter");
+		return -1;
+	}
+	if (add_rules(ctx, common_rules, d) < 0 || add_rules(ctx, sandbox_rules(cls, 1), d) < 0)
+		goto out;
+	if (cls == SANDBOX_VCPU && allow_ioctl(ctx, KVM_RUN, d) < 0)
+		goto out;
+	if (allow_ioctl(ctx, KVM_IRQ_LINE, d) < 0) /* devices and the UART raise interrupts */
+		goto out;
+	/* malloc grows a thread's arena by making reserved heap readable and writable; never
+	 * executable. */
+	if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mprotect), 1,
+	                     SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0)) < 0) {
+		cl_diag_set(d, "seccomp: cannot allow mprotect");
+		goto out;
+	}
+	rc = seccomp_load(ctx);
+	if (rc < 0) {
+		cl_diag_set(d, "seccomp: cannot install the filter: %s", strerror(-rc));
+		rc = -1;
+	}
+out:
+	seccomp_release(ctx);
+	return rc;
+}

@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef CLOISTER_VMM_SANDBOX_SECCOMP_H
+#define CLOISTER_VMM_SANDBOX_SECCOMP_H
+
+/*
+ * The monitor's seccomp allow-lists (docs/security.md). Once everything is prepared — guest RAM
+ * mapped and locked, KVM VM and vCPUs created, sockets bound, keys loaded — each thread enters
+ * the list of its class and can never leave it. Anything not listed ends the monitor: a SIGSYS
+ * handler names the syscall on stderr, then the process dies of SIGSYS.
+ *
+ * The lists are data (seccomp.c), one line per syscall with the reason it is needed.
+ */
+
+#include <stdbool.h>
+
+#include "cloister/diag.h"
+
+enum sandbox_class {
+	SANDBOX_VCPU, /* runs KVM_RUN and the devices' queue work triggered by guest exits */
+	SANDBOX_MAIN, /* the main loop: signals, host sockets, the end of the enclave */
+};
+
+struct sandbox_rule {
+	const char *name; /* syscall name, resolved for the running architecture */
+	const char *why;
+};
+
+/* The rules of @cls (the common rules included), terminated by a NULL name; for tests and
+ * docs. */
+const struct sandbox_rule *sandbox_rules(enum sandbox_class cls, unsigned part);
+
+/* Install the allow-list of @cls on the calling thread. Returns 0, or -1 with @d set. */
+int sandbox_enter(enum sandbox_class cls, struct cl_diag *d);
+
+#endif

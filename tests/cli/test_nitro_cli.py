@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""nitro-cli compatible lifecycle commands without KVM: argument errors give nitro-cli's
+[ Exx ] codes and exit statuses, an empty host describes as [], stale sockets are cleaned,
+run-enclave without a pool names the fix. Runs the `nitro-cli` symlink next to the build's
+`cloister`. Prints TAP. (The lifecycle with real enclaves: tests/e2e/test_35_lifecycle.sh.)"""
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+
+CLOISTER = os.environ.get("CLOISTER", os.path.join(os.path.dirname(__file__), "../../build/src/cli/cloister"))
+NITRO = os.path.join(os.path.dirname(os.path.abspath(CLOISTER)), "nitro-cli")
+results = []
+
+
+def check(name, cond, detail=""):
+    results.append((name, bool(cond), detail))
+
+
+def nitro(env, *args):
+    return subprocess.run([NITRO, *args], capture_output=True, text=True, env=env, timeout=60)
+
+
+def expect(env, code, name, *args, stderr_has=None):
+    r = nitro(env, *args)
+    ok = r.returncode == code and f"[ E{code:02d} ]" in r.stderr
+    if stderr_has is not None:
+        ok = ok and stderr_has in r.stderr
+    check(f"{name}: E{code:02d}", ok, f"exit {r.returncode}: {r.stderr[:300]}")
+
+
+def main():
+    with tempfile.TemporaryDirectory() as tmp:
+        env = dict(os.environ)
+        env["NITRO_CLI_SOCKETS_PATH"] = os.path.join(tmp, "run")
+        env["NITRO_CLI_LOGS_PATH"] = os.path.join(tmp, "log")
+        eif = os.path.join(tmp, "image.eif")
+        with open(eif, "wb") as f:
+            f.truncate(20 << 20)  # 20 MiB: nitro-cli wants at least 4 x 20 = 80 MiB
+
+        r = nitro(env, "--version")
+        check("runs as nitro-cli (argv[0])", r.returncode == 0 and r.stdout.startswith("cloister"),
+              r.stdout + r.stderr)
+
+        r = nitro(env, "describe-enclaves")
+        check("describe-enclaves with nothing running prints []", r.returncode == 0 and r.stdout == "[]\n",
+              repr(r.stdout) + r.stderr)
+
+        # run-enclave flag rules (nitro-compat §2.1, §2.4, §2.7)
+        expect(env, 1, "run-enclave without --eif-path", "run-enclave", "--memory", "128", "--cpu-count", "1")
+        expect(env, 1, "run-enclave without --memory", "run-enclave", "--eif-path", eif, "--cpu-count", "1")
+        expect(env, 1, "run-enclave without CPUs", "run-enclave", "--eif-path", eif, "--memory", "128")
+        expect(env, 2, "run-enclave --cpu-count with --cpu-ids", "run-enclave", "--eif-path", eif,
+               "--memory", "128", "--cpu-count", "1", "--cpu-ids", "1")
+        cfg = os.path.join(tmp, "cfg.json")
+        with open(cfg, "w") as f:
+            f.write('{"eif_path": "%s", "memory_mib": 128, "cpu_count": 1}' % eif)
+        expect(env, 2, "run-enclave --config with --memory", "run-enclave", "--config", cfg, "--memory", "128")
+        expect(env, 3, "run-enclave --memory abc", "run-enclave", "--eif-path", eif, "--memory", "abc",
+               "--cpu-count", "1")
+        for cid in ("1", "2", "3", "4294967295", "4294967296"):
+            expect(env, 3, f"run-enclave --enclave-cid {cid}", "run-enclave", "--eif-path", eif,
+                   "--memory", "128", "--cpu-count", "1", "--enclave-cid", cid)
+        expect(env, 23, "run-enclave --cpu-ids x", "run-enclave", "--eif-path", eif, "--memory", "128",
+               "--cpu-ids", "x")
+        expect(env, 26, "run-enclave with memory below 4 x the EIF", "run-enclave", "--eif-path", eif,
+               "--memory", "64", "--cpu-count", "1", stderr_has="At least 80 MB")
+        expect(env, 19, "run-enclave with a missing EIF", "run-enclave", "--eif-path",
+               os.path.join(tmp, "missing.eif"), "--memory", "128", "--cpu-count", "1")
+        expect(env, 19, "run-enclave without a pool names the fix", "run-enclave", "--eif-path", eif,
+               "--memory", "128", "--cpu-count", "1", stderr_has="cloister allocator")
+
+        # terminate-enclave / console / describe-enclaves flags
+        expect(env, 1, "terminate-enclave without a target", "terminate-enclave")
+        expect(env, 2, "terminate-enclave --all with --enclave-id", "terminate-enclave", "--all",
+               "--enclave-id", "i-0000000000000000-enc1")
+        expect(env, 3, "terminate-enclave --enclave-id not an ID", "terminate-enclave", "--enclave-id", "nope")
+        expect(env, 39, "terminate-enclave of no running enclave", "terminate-enclave", "--enclave-id",
+               "i-0000000000000000-enc1")
+        expect(env, 58, "terminate-enclave --enclave-name unknown", "terminate-enclave", "--enclave-name", "x")
+        r = nitro(env, "terminate-enclave", "--all")
+        check("terminate-enclave --all with nothing running succeeds", r.returncode == 0, r.stderr)
+        expect(env, 3, "describe-enclaves --bogus", "describe-enclaves", "--bogus")
+        expect(env, 1, "console without a target", "console")
+        expect(env, 2, "console --enclave-id with --enclave-name", "console", "--enclave-id",
+               "i-0000000000000000-enc1", "--enclave-name", "x")
+        expect(env, 3, "console --disconnect-timeout abc", "console", "--enclave-id",
+               "i-0000000000000000-enc1", "--disconnect-timeout", "abc")
+        expect(env, 44, "console of an enclave that never ran", "console", "--enclave-id",
+               "i-0000000000000000-enc1")
+
+        # an ended enclave's console stays readable by ID (beyond nitro-cli)
+        os.makedirs(env["NITRO_CLI_LOGS_PATH"], exist_ok=True)
+        with open(os.path.join(env["NITRO_CLI_LOGS_PATH"], "i-0000000000000000-enc2a.console"), "w") as f:
+            f.write("hello from ttyS0\n")
+        r = nitro(env, "console", "--enclave-id", "i-0000000000000000-enc2a")
+        check("console of an ended enclave prints its log", r.returncode == 0 and "hello from ttyS0" in r.stdout,
+              r.stdout + r.stderr)
+
+        # a socket nobody listens on is stale: describe deletes it
+        os.makedirs(env["NITRO_CLI_SOCKETS_PATH"], exist_ok=True)
+        stale = os.path.join(env["NITRO_CLI_SOCKETS_PATH"], "1234abcd.sock")
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.bind(stale)
+        s.close()
+        r = nitro(env, "describe-enclaves")
+        check("a stale socket is removed and not listed",
+              r.returncode == 0 and r.stdout == "[]\n" and not os.path.exists(stale), r.stdout + r.stderr)
+
+    print(f"1..{len(results)}")
+    for i, (name, ok, detail) in enumerate(results, 1):
+        print(f"{'ok' if ok else 'not ok'} {i} - {name}")
+        if not ok and detail:
+            print(f"# {detail}")
+    return 0 if all(ok for _, ok, _ in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
