@@ -71,7 +71,7 @@ if run a --memory 256 --cpu-count 1 --debug-mode --enclave-name alpha; then
 	pass "run-enclave: $(tr -d '\n ' <"$lc/a.json")"
 else
 	fail "run-enclave exit $?: $(cat "$lc/a.err")"
-	tail -20 "$NITRO_CLI_LOGS_PATH"/enclave-*.log
+	tail -20 "$NITRO_CLI_LOGS_PATH"/*.log
 	"$cloister" allocator --config "$lc/allocator.yaml" --release >/dev/null 2>&1
 	finish
 fi
@@ -133,11 +133,11 @@ fi
 
 # --- a second enclave at once (needs a second pool CPU), then the pool is exhausted
 if [ "$ncpu" -ge 3 ]; then
-	if run b --memory 256 --cpu-count 1 --enclave-name alpha; then
+	if run b --memory 256 --cpu-count 1 --enclave-name alpha --enclave-cid 42; then
 		cid_b=$(json "$lc/b.json" 'd["EnclaveCID"]')
 		cpus_b=$(json "$lc/b.json" 'd["CPUIDs"]')
 		name_b=$(json "$lc/b.json" 'd["EnclaveName"]')
-		if [ "$cid_b" != "$cid_a" ] && [ "$cpus_b" != "$cpus_a" ] && [ "$name_b" = alpha_1 ]; then
+		if [ "$cid_b" = 42 ] && [ "$cpus_b" != "$cpus_a" ] && [ "$name_b" = alpha_1 ]; then
 			pass "two enclaves: CIDs $cid_a/$cid_b, CPUs $cpus_a/$cpus_b, names alpha/$name_b"
 		else
 			fail "second enclave clashes: $(cat "$lc/b.json")"
@@ -156,6 +156,11 @@ if [ "$ncpu" -ge 3 ]; then
 			grep -q "^Successfully terminated enclave" "$lc/tb.err" &&
 			pass "terminate-enclave --enclave-name alpha_1" ||
 			fail "terminate alpha_1: exit $rc $(cat "$lc/tb.err")"
+		run x --memory 128 --cpu-count 1 --enclave-cid "$cid_a"
+		rc=$?
+		[ $rc -ne 0 ] && [ "$(grants)" = 1 ] &&
+			pass "CID $cid_a in use: refused (exit $rc: $(head -1 "$lc/x.err" | cut -c1-80)), nothing leaked" ||
+			fail "a second enclave with CID $cid_a: exit $rc, grants $(grants)"
 	else
 		fail "second enclave: exit $?: $(cat "$lc/b.err")"
 	fi
@@ -192,6 +197,8 @@ for _ in $(seq 50); do kill -0 "$pid_a" 2>/dev/null || break; sleep 0.1; done
 	[ ! -e "$NITRO_CLI_SOCKETS_PATH/$id_a.vsock" ] &&
 	pass "SIGKILL: describe-enclaves shows [] and the grant, control and vsock sockets are gone" ||
 	fail "after SIGKILL: $(cat "$lc/d2.json"), grants $(grants)"
+[ -s "$NITRO_CLI_LOGS_PATH/$id_a.log" ] && pass "the enclave process logged to $id_a.log" ||
+	fail "no enclave process log $NITRO_CLI_LOGS_PATH/$id_a.log"
 [ "$(hp_free)" = "$hp0" ] && pass "SIGKILL: all hugepages free again ($hp0)" ||
 	fail "hugepages after SIGKILL: $(hp_free) free, want $hp0"
 
@@ -217,6 +224,25 @@ if run p --memory 256 --cpu-ids ${cpus_a//[\[\] ]/}; then
 else
 	fail "run after SIGKILL: $(cat "$lc/p.err")"
 fi
+# --- two run-enclave calls at the same time never get the same CPU
+if [ "$ncpu" -ge 3 ]; then
+	run p1 --memory 128 --cpu-count 1 --enclave-name p1 &
+	j1=$!
+	run p2 --memory 128 --cpu-count 1 --enclave-name p2 &
+	j2=$!
+	wait $j1; r1=$?
+	wait $j2; r2=$?
+	if [ $r1 -eq 0 ] && [ $r2 -eq 0 ] &&
+		[ "$(json "$lc/p1.json" 'd["CPUIDs"]')" != "$(json "$lc/p2.json" 'd["CPUIDs"]')" ] &&
+		[ "$(json "$lc/p1.json" 'd["EnclaveCID"]')" != "$(json "$lc/p2.json" 'd["EnclaveCID"]')" ]; then
+		pass "concurrent run-enclave: CPUs $(json "$lc/p1.json" 'd["CPUIDs"]')/$(json "$lc/p2.json" 'd["CPUIDs"]')"
+	else
+		fail "concurrent run-enclave: exit $r1/$r2: $(cat "$lc/p1.err" "$lc/p2.err" | grep -m2 E)"
+	fi
+	"$nitro" terminate-enclave --all >/dev/null 2>&1
+	[ "$(grants)" = 0 ] || fail "grants left after terminate --all: $(grants)"
+fi
+
 # --- run-enclave --attach-console: the console follows until the guest powers off by itself
 timeout 400 "$nitro" run-enclave --eif-path "$eif" --memory 256 --cpu-count 1 --attach-console \
 	>"$lc/ac.out" 2>"$lc/ac.err" &

@@ -17,7 +17,6 @@
 #include "cli/cli.h"
 #include "cli/nitro/enclave.h"
 #include "lib/util/file.h"
-#include "lib/util/hex.h"
 
 /* Connect to @path. Returns the fd, or -errno. */
 static int control_connect(const char *path, unsigned timeout_s)
@@ -83,87 +82,6 @@ static char *read_all(int fd, size_t *len)
 	return buf;
 }
 
-/* Parse a describe reply into @info. Returns 0 or -1 (malformed). */
-static int parse_describe(char *buf, size_t len, struct enclave_info *info)
-{
-	char *p = buf, *end = buf + len;
-	unsigned seen = 0;
-
-	while (p < end) {
-		char *nl = memchr(p, '\n', (size_t)(end - p)), *val;
-
-		if (!nl)
-			return -1;
-		*nl = '\0';
-		if (p == nl) { /* the empty line: metadata follows */
-			p = nl + 1;
-			if (p < end) {
-				info->metadata_len = (size_t)(end - p);
-				info->metadata = malloc(info->metadata_len + 1);
-				if (!info->metadata)
-					return -1;
-				memcpy(info->metadata, p, info->metadata_len);
-				info->metadata[info->metadata_len] = '\0';
-			}
-			return seen == 0x3ff ? 0 : -1;
-		}
-		val = strchr(p, ' ');
-		if (!val)
-			return -1;
-		*val++ = '\0';
-		if (!strcmp(p, "id") && strlen(val) < sizeof(info->id)) {
-			strcpy(info->id, val);
-			seen |= 1;
-		} else if (!strcmp(p, "name") && strlen(val) < sizeof(info->name)) {
-			strcpy(info->name, val);
-			seen |= 2;
-		} else if (!strcmp(p, "pid")) {
-			info->pid = (pid_t)strtol(val, NULL, 10);
-			seen |= 4;
-		} else if (!strcmp(p, "cid")) {
-			info->cid = strtoull(val, NULL, 10);
-			seen |= 8;
-		} else if (!strcmp(p, "mib")) {
-			info->memory_mib = strtoull(val, NULL, 10);
-			seen |= 16;
-		} else if (!strcmp(p, "cpus")) {
-			char *s = val;
-
-			while (*s && info->ncpus < NE_LAUNCH_MAX_CPUS) {
-				info->cpus[info->ncpus++] = (uint32_t)strtoul(s, &s, 10);
-				if (*s == ',')
-					s++;
-				else
-					break;
-			}
-			seen |= 32;
-		} else if (!strcmp(p, "state")) {
-			info->terminating = !strcmp(val, "TERMINATING");
-			seen |= 64;
-		} else if (!strcmp(p, "flags")) {
-			info->debug_mode = !strcmp(val, "DEBUG_MODE");
-			seen |= 128;
-		} else if (!strcmp(p, "pcr0")) {
-			if (!cl_hex_decode(val, info->meas.pcr0, EIF_PCR_SIZE))
-				return -1;
-			seen |= 256;
-		} else if (!strcmp(p, "pcr1")) {
-			if (!cl_hex_decode(val, info->meas.pcr1, EIF_PCR_SIZE))
-				return -1;
-			seen |= 512;
-		} else if (!strcmp(p, "pcr2")) {
-			if (!cl_hex_decode(val, info->meas.pcr2, EIF_PCR_SIZE))
-				return -1;
-		} else if (!strcmp(p, "pcr8")) {
-			if (!cl_hex_decode(val, info->meas.pcr8, EIF_PCR_SIZE))
-				return -1;
-			info->meas.has_pcr8 = true;
-		}
-		p = nl + 1;
-	}
-	return -1;
-}
-
 /* Ask the enclave process at @path to describe itself. 0, or -errno of the connection. */
 static int describe_one(const char *path, struct enclave_info *info)
 {
@@ -183,7 +101,7 @@ static int describe_one(const char *path, struct enclave_info *info)
 	close(fd);
 	if (!buf)
 		return -ENOMEM;
-	rc = parse_describe(buf, len, info);
+	rc = enclave_describe_parse(buf, len, info);
 	free(buf);
 	if (rc) {
 		free(info->metadata);

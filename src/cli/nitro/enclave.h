@@ -66,6 +66,22 @@ struct enclave_info {
 };
 
 /*
+ * The describe record (see the protocol above): "key value" lines (id, pid, cid, mib, cpus,
+ * state, flags, pcr0-2, pcr8 when signed, name last) and an empty line. The metadata bytes
+ * are sent after it separately. Returns the length written to @buf (NUL-terminated), or 0
+ * when @len is too small.
+ */
+size_t enclave_describe_format(const struct enclave_info *e, char *buf, size_t len);
+
+/*
+ * Parse a describe reply of @len bytes at @buf (modified in place) into @info (zeroed by the
+ * caller). Every key but pcr8 is required; bytes after the empty line are the EIF metadata,
+ * copied to info->metadata (malloc'd; the caller frees it, also on failure). Returns 0, or -1
+ * for a malformed reply. Plain byte buffer: it comes from another process.
+ */
+int enclave_describe_parse(char *buf, size_t len, struct enclave_info *info);
+
+/*
  * Every running enclave of this state directory, sorted by CID. Dead owners' grants are
  * reclaimed and stale sockets (nobody listening) deleted on the way; enclaves whose socket
  * refuses us (EACCES) are skipped, as nitro-cli does. *out is malloc'd (free with

@@ -28,7 +28,6 @@
 #include "cli/nitro/enclave.h"
 #include "lib/nsm/enclave.h"
 #include "lib/util/file.h"
-#include "lib/util/hex.h"
 #include "lib/util/log.h"
 #include "vmm/monitor.h"
 
@@ -123,38 +122,25 @@ static unsigned heartbeat_timeout_ms(uint64_t eif_size, uint64_t mem_bytes)
 static void write_describe(struct eproc *e, int fd)
 {
 	const struct ne_launch *l = &e->launch;
-	char buf[4096], hex[2 * EIF_PCR_SIZE + 1], cpus[1024];
-	size_t off = 0;
-	int n;
+	struct enclave_info *info = calloc(1, sizeof(*info));
+	char buf[8192];
+	size_t n;
 
-	cpus[0] = '\0';
-	for (size_t i = 0; i < l->ncpus; i++) {
-		size_t len = strlen(cpus);
-
-		snprintf(cpus + len, sizeof(cpus) - len, "%s%u", i ? "," : "", l->cpu_ids[i]);
-	}
-	n = snprintf(buf, sizeof(buf),
-	             "id %s\npid %ld\ncid %" PRIu64 "\nmib %" PRIu64 "\ncpus %s\nstate %s\n"
-	             "flags %s\n",
-	             l->enclave_id, (long)getpid(), l->cid, l->memory_mib, cpus,
-	             atomic_load(&e->terminating) ? "TERMINATING" : "RUNNING",
-	             e->debug_mode ? "DEBUG_MODE" : "NONE");
-	off = (size_t)n;
-	cl_hex_encode(e->img.meas.pcr0, EIF_PCR_SIZE, hex);
-	off += (size_t)snprintf(buf + off, sizeof(buf) - off, "pcr0 %s\n", hex);
-	cl_hex_encode(e->img.meas.pcr1, EIF_PCR_SIZE, hex);
-	off += (size_t)snprintf(buf + off, sizeof(buf) - off, "pcr1 %s\n", hex);
-	cl_hex_encode(e->img.meas.pcr2, EIF_PCR_SIZE, hex);
-	off += (size_t)snprintf(buf + off, sizeof(buf) - off, "pcr2 %s\n", hex);
-	if (e->img.meas.has_pcr8) {
-		cl_hex_encode(e->img.meas.pcr8, EIF_PCR_SIZE, hex);
-		off += (size_t)snprintf(buf + off, sizeof(buf) - off, "pcr8 %s\n", hex);
-	}
-	/* the name last: it may contain spaces */
-	off += (size_t)snprintf(buf + off, sizeof(buf) - off, "name %s\n\n", l->name);
-	if (off >= sizeof(buf))
+	if (!info)
 		return;
-	if (cl_write_full(fd, buf, off) == 0 && e->img.metadata_data)
+	snprintf(info->name, sizeof(info->name), "%s", l->name);
+	snprintf(info->id, sizeof(info->id), "%s", l->enclave_id);
+	info->pid = getpid();
+	info->cid = l->cid;
+	info->ncpus = l->ncpus;
+	memcpy(info->cpus, l->cpu_ids, l->ncpus * sizeof(info->cpus[0]));
+	info->memory_mib = l->memory_mib;
+	info->terminating = atomic_load(&e->terminating);
+	info->debug_mode = e->debug_mode;
+	info->meas = e->img.meas;
+	n = enclave_describe_format(info, buf, sizeof(buf));
+	free(info);
+	if (n && cl_write_full(fd, buf, n) == 0 && e->img.metadata_data)
 		(void)cl_write_full(fd, e->img.metadata_data, e->img.metadata_len);
 }
 
@@ -326,6 +312,15 @@ int enclave_process_main(const struct run_args *a, uint64_t eif_size, int report
 	if (code) {
 		report_error(&e, code, d.msg);
 		goto out;
+	}
+	{
+		/* the log run-enclave opened as enclave-<pid>.log gets the enclave's name */
+		char from[PATH_MAX], to[PATH_MAX];
+
+		snprintf(from, sizeof(from), "%s/enclave-%ld.log", enclave_logs_dir(),
+		         (long)getpid());
+		snprintf(to, sizeof(to), "%s/%s.log", enclave_logs_dir(), e.launch.enclave_id);
+		(void)rename(from, to);
 	}
 	cl_info("enclave %s (%s): CID %" PRIu64 ", %" PRIu64 " MiB, %zu vCPU(s)",
 	        e.launch.enclave_id, e.launch.name, e.launch.cid, e.launch.memory_mib,

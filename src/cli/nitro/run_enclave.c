@@ -29,8 +29,8 @@ struct started {
 	char name[POOL_NAME_MAX];
 };
 
-/* The enclave process's stdout/stderr: <logs>/enclave-<pid>.log (the same file for its whole
- * life; the EnclaveID is not known before the slot exists). */
+/* The enclave process's stdout/stderr: <logs>/enclave-<pid>.log, renamed to
+ * <logs>/<EnclaveID>.log once the slot exists (the EnclaveID is not known before). */
 static void redirect_stdio(void)
 {
 	char path[PATH_MAX];

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <glob.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
@@ -372,7 +373,7 @@ static int write_ctl(const char *ctl, const struct run_opts *o)
 
 static void rm_ctl(const char *ctl)
 {
-	static const char *const files[] = { "config", "cmd.sh", "status", "status.tmp" };
+	static const char *const files[] = { "config", "cmd.sh", "status", "status.tmp", "owner" };
 	char path[PATH_MAX + 32];
 
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
@@ -380,6 +381,33 @@ static void rm_ctl(const char *ctl)
 		unlink(path);
 	}
 	rmdir(ctl);
+}
+
+/* Control directories whose owner (a `run` killed with SIGKILL) is gone: remove them. */
+static void rm_stale_ctls(const char *tmpdir)
+{
+	char pattern[PATH_MAX], owner[PATH_MAX + 16];
+	glob_t g;
+
+	snprintf(pattern, sizeof(pattern), "%s/cloister-parent.??????", tmpdir);
+	if (glob(pattern, GLOB_NOSORT, NULL, &g) != 0)
+		return;
+	for (size_t i = 0; i < g.gl_pathc; i++) {
+		uint8_t *text = NULL;
+		size_t len = 0;
+		struct cl_diag ignored;
+		unsigned pid;
+
+		snprintf(owner, sizeof(owner), "%s/owner", g.gl_pathv[i]);
+		if (cl_file_read_all(owner, 32, &text, &len, &ignored) < 0)
+			continue; /* not ours to judge (or not written yet) */
+		text[strcspn((char *)text, "\n")] = '\0';
+		if (parse_uint((char *)text, INT_MAX, &pid) && pid > 0 && kill((pid_t)pid, 0) < 0 &&
+		    errno == ESRCH)
+			rm_ctl(g.gl_pathv[i]);
+		free(text);
+	}
+	globfree(&g);
 }
 
 /* QEMU option values separate with ','; a literal comma is written ',,'. */
@@ -645,12 +673,24 @@ int parent_cmd_run(int argc, char **argv)
 		    (double)(now_ms() - t_start) / 1000.0);
 
 	tmpdir = getenv("TMPDIR");
-	snprintf(ctl, sizeof(ctl), "%s/cloister-parent.XXXXXX",
-	         tmpdir && *tmpdir ? tmpdir : "/tmp");
+	if (!tmpdir || !*tmpdir)
+		tmpdir = "/tmp";
+	rm_stale_ctls(tmpdir);
+	snprintf(ctl, sizeof(ctl), "%s/cloister-parent.XXXXXX", tmpdir);
 	if (!mkdtemp(ctl)) {
 		say("cannot create a control directory %s: %s", ctl, strerror(errno));
 		ctl[0] = '\0';
 		goto out;
+	}
+	{
+		char owner[PATH_MAX + 16], me[32];
+		int n = snprintf(me, sizeof(me), "%d\n", (int)getpid());
+
+		snprintf(owner, sizeof(owner), "%s/owner", ctl);
+		if (cl_file_write_atomic(owner, me, (size_t)n, 0600, &d) < 0) {
+			say("cannot write %s: %s", owner, d.msg);
+			goto out;
+		}
 	}
 	if (write_ctl(ctl, &o) < 0) {
 		say("cannot write the command files in %s: %s", ctl, strerror(errno));
