@@ -72,7 +72,7 @@ if run a --memory 256 --cpu-count 1 --debug-mode --enclave-name alpha; then
 else
 	fail "run-enclave exit $?: $(cat "$lc/a.err")"
 	tail -20 "$NITRO_CLI_LOGS_PATH"/*.log
-	"$cloister" allocator --config "$lc/allocator.yaml" --release >/dev/null 2>&1
+	"$cloister" allocator --release >/dev/null 2>&1
 	finish
 fi
 id_a=$(json "$lc/a.json" 'd["EnclaveID"]')
@@ -266,5 +266,5 @@ fi
 "$nitro" describe-enclaves | grep -qx '\[\]' && pass "describe-enclaves: []" ||
 	fail "describe-enclaves not empty at the end"
 
-"$cloister" allocator --config "$lc/allocator.yaml" --release >/dev/null 2>&1
+"$cloister" allocator --release >/dev/null 2>&1
 finish
