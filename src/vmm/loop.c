@@ -104,13 +104,11 @@ enum monitor_end monitor_wait(struct monitor *m, int sigfd, char *why, size_t wh
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	while (__atomic_load_n(&m->end, __ATOMIC_ACQUIRE) == MONITOR_END_NONE) {
-		struct pollfd p[6] = { { .fd = m->end_fd, .events = POLLIN },
+		struct pollfd p[4] = { { .fd = m->end_fd, .events = POLLIN },
 			               { .fd = sigfd, .events = POLLIN },
 			               { .fd = m->vsock ? vsock_dev_poll_fd(m->vsock) : -1,
 			                 .events = POLLIN },
-			               { .fd = m->booted_fd, .events = POLLIN },
-			               { .fd = m->vsock_kick[0], .events = POLLIN },
-			               { .fd = m->vsock_kick[1], .events = POLLIN } };
+			               { .fd = m->booted_fd, .events = POLLIN } };
 		bool waiting_hb = hb_ms && !__atomic_load_n(&m->booted, __ATOMIC_ACQUIRE);
 		int timeout = -1, n;
 
@@ -126,22 +124,13 @@ enum monitor_end monitor_wait(struct monitor *m, int sigfd, char *why, size_t wh
 			}
 			timeout = (int)(hb_ms - spent);
 		}
-		n = poll(p, 6, timeout); /* fds of -1 are ignored */
+		n = poll(p, 4, timeout); /* fds of -1 are ignored */
 		if (n < 0 && errno != EINTR) {
 			monitor_stop(m, MONITOR_END_MONITOR_ERROR, "poll: %s", strerror(errno));
 			break;
 		}
 		if (n <= 0)
 			continue;
-		for (unsigned q = 0; q < 2; q++) {
-			uint64_t v;
-
-			if (!(p[4 + q].revents & POLLIN))
-				continue;
-			(void)!read(m->vsock_kick[q], &v, sizeof(v));
-			if (virtio_mmio_kick(m->vsock_t, q) < 0)
-				monitor_stop(m, MONITOR_END_GUEST_VIOLATION, "%s", m->vsock_t->why);
-		}
 		if (p[1].revents & POLLIN) {
 			struct signalfd_siginfo si;
 

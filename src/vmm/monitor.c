@@ -108,42 +108,8 @@ static void serial_irq(void *opaque)
 static void virtio_irq(void *opaque, unsigned irq)
 {
 	struct monitor *m = opaque;
-	uint64_t one = 1;
 
-	/* The vsock device's line goes through an irqfd: one write instead of two ioctls. */
-	if (irq == m->vsock_irq && m->vsock_irqfd >= 0 &&
-	    write(m->vsock_irqfd, &one, sizeof(one)) == (ssize_t)sizeof(one))
-		return;
 	vm_irq_pulse(&m->vm, irq);
-}
-
-/*
- * The vsock data path without exits to user space (docs/vsock.md): KVM turns the guest's kicks
- * of the rx and tx queues into eventfd signals that the main loop serves, so a vCPU that queues
- * a packet goes straight back to the guest, and the device raises its interrupt through an
- * irqfd. Where KVM lacks either, the MMIO exit path keeps working.
- */
-static void vsock_fast_path(struct monitor *m, struct virtio_mmio_dev *t)
-{
-	for (unsigned q = 0; q < 2; q++) {
-		int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), rc;
-
-		if (fd < 0)
-			return;
-		rc = vm_ioeventfd(&m->vm, t->base + VIRTIO_MMIO_QUEUE_NOTIFY, q, fd);
-		if (rc < 0) {
-			cl_debug("vsock: no ioeventfd (%s); queue kicks exit to the monitor",
-			         strerror(-rc));
-			close(fd);
-			return;
-		}
-		m->vsock_kick[q] = fd;
-	}
-	m->vsock_irqfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (m->vsock_irqfd >= 0 && vm_irqfd(&m->vm, t->irq, m->vsock_irqfd) < 0) {
-		close(m->vsock_irqfd);
-		m->vsock_irqfd = -1;
-	}
 }
 
 /* Put @ops/@opaque on the next virtio-mmio slot (window and IRQ from layout.h). */
@@ -210,10 +176,7 @@ static enum vmm_err add_vsock(struct monitor *m, struct cl_diag *d)
 	e = add_virtio(m, vsock_dev_ops(), m->vsock, d);
 	if (e)
 		return e;
-	m->vsock_t = m->virtio[m->nvirtio - 1];
-	m->vsock_irq = m->vsock_t->irq;
-	vsock_dev_attach(m->vsock, m->vsock_t);
-	vsock_fast_path(m, m->vsock_t);
+	vsock_dev_attach(m->vsock, m->virtio[m->nvirtio - 1]);
 	return VMM_OK;
 }
 
@@ -545,7 +508,6 @@ enum vmm_err monitor_create(struct monitor **out, const struct monitor_config *c
 	m->ncpus = cfg->ncpus;
 	m->end_fd = -1;
 	m->booted_fd = -1;
-	m->vsock_kick[0] = m->vsock_kick[1] = m->vsock_irqfd = -1;
 	pthread_mutex_init(&m->end_lock, NULL);
 	vm_init(&m->vm);
 	for (unsigned i = 0; i < MONITOR_MAX_CPUS; i++) {
@@ -692,11 +654,6 @@ void monitor_destroy(struct monitor *m)
 	vsock_dev_free(m->vsock); /* closes its sockets and removes the vsock socket file */
 	if (m->booted_fd >= 0)
 		close(m->booted_fd);
-	for (unsigned q = 0; q < 2; q++)
-		if (m->vsock_kick[q] >= 0)
-			close(m->vsock_kick[q]);
-	if (m->vsock_irqfd >= 0)
-		close(m->vsock_irqfd);
 	if (m->nsm) {
 		virtio_nsm_destroy(m->nsm);
 		free(m->nsm);

@@ -41,10 +41,6 @@ struct monitor {
 	struct vsock_dev *vsock;
 	bool booted; /* the heartbeat arrived */
 	int booted_fd; /* eventfd: written once when it does */
-	struct virtio_mmio_dev *vsock_t;
-	unsigned vsock_irq;
-	int vsock_kick[2]; /* ioeventfds: the guest kicked vsock queue 0 (rx) / 1 (tx) */
-	int vsock_irqfd; /* irqfd of the vsock device's interrupt line, or -1 */
 	pthread_mutex_t end_lock;
 	enum monitor_end end;
 	char why[256];

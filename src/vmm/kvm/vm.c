@@ -273,26 +273,6 @@ void vm_irq_pulse(struct vm *vm, unsigned irq)
 	ioctl(vm->vm_fd, KVM_IRQ_LINE, &l);
 }
 
-int vm_ioeventfd(struct vm *vm, uint64_t addr, uint32_t datamatch, int fd)
-{
-	struct kvm_ioeventfd io = {
-		.datamatch = datamatch,
-		.addr = addr,
-		.len = 4,
-		.fd = fd,
-		.flags = KVM_IOEVENTFD_FLAG_DATAMATCH,
-	};
-
-	return ioctl(vm->vm_fd, KVM_IOEVENTFD, &io) < 0 ? -errno : 0;
-}
-
-int vm_irqfd(struct vm *vm, unsigned gsi, int fd)
-{
-	struct kvm_irqfd irq = { .fd = (uint32_t)fd, .gsi = gsi };
-
-	return ioctl(vm->vm_fd, KVM_IRQFD, &irq) < 0 ? -errno : 0;
-}
-
 void vm_close(struct vm *vm)
 {
 	if (vm->vm_fd >= 0)

@@ -65,12 +65,6 @@ enum vmm_err vm_ram_attach(struct vm *vm, void *base, uint64_t size, struct cl_d
 /* Pulse an edge on IOAPIC pin @irq. */
 void vm_irq_pulse(struct vm *vm, unsigned irq);
 
-/* Have KVM signal eventfd @fd, without an exit to user space, when the guest writes the
- * 4-byte value @datamatch to MMIO address @addr (a virtqueue kick). Returns 0 or -errno. */
-int vm_ioeventfd(struct vm *vm, uint64_t addr, uint32_t datamatch, int fd);
-/* Have KVM pulse interrupt @gsi each time eventfd @fd is written. Returns 0 or -errno. */
-int vm_irqfd(struct vm *vm, unsigned gsi, int fd);
-
 /* Release everything vm_open/vm_ram_alloc took; safe on a partly set-up or zeroed vm
  * (fds < 0 are skipped: initialise with vm_init first). */
 void vm_init(struct vm *vm);

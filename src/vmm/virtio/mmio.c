@@ -163,20 +163,6 @@ static int status_write(struct virtio_mmio_dev *t, uint32_t val)
 	return 0;
 }
 
-/* The driver kicked queue @q. Lock held. */
-static int queue_notify(struct virtio_mmio_dev *t, uint32_t q)
-{
-	if (t->failed || q >= t->ops->num_queues || !t->q[q].vq.ready)
-		return 0; /* a kick for nothing: harmless */
-	/* Not gated on DRIVER_OK: Linux's nsm driver registers its hwrng inside probe, and the
-	 * hwrng thread queues and kicks a GetRandom before the core sets DRIVER_OK. Ignoring
-	 * that kick left the request (and the driver's lock) hanging for its 2-minute timeout.
-	 * QEMU serves such kicks too. */
-	if (!t->ops->notify)
-		return 0;
-	return t->ops->notify(t->opaque, t, q) < 0 ? virtio_mmio_fail(t, "queue %u failed", q) : 0;
-}
-
 static int reg_write(struct virtio_mmio_dev *t, uint64_t off, uint32_t val)
 {
 	struct virtio_mmio_queue *q = sel_queue(t);
@@ -202,7 +188,17 @@ static int reg_write(struct virtio_mmio_dev *t, uint64_t off, uint32_t val)
 		t->int_status &= ~val;
 		return 0;
 	case VIRTIO_MMIO_QUEUE_NOTIFY:
-		return queue_notify(t, val);
+		if (val >= t->ops->num_queues || !t->q[val].vq.ready)
+			return 0; /* a kick for nothing: harmless */
+		/* Not gated on DRIVER_OK: Linux's nsm driver registers its hwrng inside probe,
+		 * and the hwrng thread queues and kicks a GetRandom before the core sets
+		 * DRIVER_OK. Ignoring that kick left the request (and the driver's lock) hanging
+		 * for its 2-minute timeout. QEMU serves such kicks too. */
+		if (!t->ops->notify)
+			return 0;
+		return t->ops->notify(t->opaque, t, val) < 0
+		               ? virtio_mmio_fail(t, "queue %u failed", val)
+		               : 0;
 	default:
 		break;
 	}
@@ -272,16 +268,6 @@ int virtio_mmio_read(struct virtio_mmio_dev *t, uint64_t off, void *data, uint32
 	}
 	pthread_mutex_unlock(&t->lock);
 	return 0;
-}
-
-int virtio_mmio_kick(struct virtio_mmio_dev *t, unsigned q)
-{
-	int rc;
-
-	pthread_mutex_lock(&t->lock);
-	rc = queue_notify(t, q);
-	pthread_mutex_unlock(&t->lock);
-	return rc;
 }
 
 int virtio_mmio_write(struct virtio_mmio_dev *t, uint64_t off, const void *data, uint32_t len)

@@ -140,11 +140,6 @@ void virtio_mmio_signal_config(struct virtio_mmio_dev *t);
 int virtio_mmio_fail(struct virtio_mmio_dev *t, const char *fmt, ...)
         __attribute__((format(printf, 2, 3)));
 
-/* A QUEUE_NOTIFY for queue @q that KVM delivered through an ioeventfd instead of an MMIO exit:
- * the same work as the register write, with the lock taken here. Returns 0, or -1 when the
- * guest broke the protocol (t->why says how): end the enclave. */
-int virtio_mmio_kick(struct virtio_mmio_dev *t, unsigned q);
-
 void virtio_mmio_lock(struct virtio_mmio_dev *t);
 void virtio_mmio_unlock(struct virtio_mmio_dev *t);
 
