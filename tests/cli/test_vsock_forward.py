@@ -137,7 +137,16 @@ def main():
                             "--tcp-connect", f"127.0.0.1:{tport}"], stderr=subprocess.DEVNULL)
     try:
         path = uds + "_6006"
-        check("vsock -> tcp forwarder listens on <uds>_<port>", wait_for(lambda: os.path.exists(path)))
+        def uds_listening():
+            # The socket file appears at bind(), before listen(): probe with a connect.
+            try:
+                probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                probe.connect(path)
+                probe.close()
+                return True
+            except OSError:
+                return False
+        check("vsock -> tcp forwarder listens on <uds>_<port>", wait_for(uds_listening))
         payload = os.urandom(2 * 1024 * 1024)
         c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         c.settimeout(20)
