@@ -33,6 +33,20 @@ start_enclave() {
 	mon_pid=$!
 }
 
+# diag: after a failure, say whether the monitor still runs and show what it and the guest said
+# (CI keeps only this output).
+diag() {
+	if kill -0 "$mon_pid" 2>/dev/null; then
+		echo "  monitor (pid $mon_pid) still running"
+	else
+		echo "  monitor (pid $mon_pid) has ended"
+	fi
+	echo "  --- monitor stderr"
+	grep -v '^cloister: info' "$vs/monitor.err" | tail -40 | sed 's/^/  /'
+	echo "  --- console tail"
+	tail -15 "$vs/console.log" | sed 's/^/  /'
+}
+
 # wait_booted SECONDS: until the monitor wrote "booted" (or died).
 wait_booted() {
 	for _ in $(seq $(($1 * 10))); do
@@ -52,13 +66,13 @@ if wait_booted 120; then
 	pass "heartbeat: the monitor saw 0xB7 on port 9000 and reported the enclave booted"
 else
 	fail "no heartbeat reported"
-	tail -5 "$vs/monitor.err" "$vs/console.log"
+	diag
 fi
 if timeout 60 bash -c "while ! grep -q serving '$vs/console.log'; do sleep 0.2; done"; then
 	pass "enclave init is serving"
 else
 	fail "enclave init never served"
-	tail -20 "$vs/console.log"
+	diag
 fi
 wait "$listener" 2>/dev/null
 if grep -q "hello from enclave cid $cid" "$vs/hello.txt" 2>/dev/null; then
@@ -68,16 +82,19 @@ else
 fi
 
 # --- parent -> enclave over the Unix socket: 16 concurrent 4 MiB echoes
-if out=$(timeout 300 python3 "$client" echo "$uds" 5000 16 $((4 << 20))); then
+if out=$(timeout 300 python3 "$client" echo "$uds" 5000 16 $((4 << 20)) 2>"$vs/client.err"); then
 	pass "$out"
 else
 	fail "$out"
+	tail -5 "$vs/client.err"
+	diag
 fi
 
-if out=$(timeout 60 python3 "$client" refused "$uds" 5999); then
+if out=$(timeout 60 python3 "$client" refused "$uds" 5999 2>"$vs/client.err"); then
 	pass "$out"
 else
 	fail "$out"
+	tail -5 "$vs/client.err"
 fi
 
 # --- the parent side is killed mid-transfer: the others carry on, the monitor stays up
@@ -91,6 +108,7 @@ if out=$(timeout 300 python3 "$client" echo "$uds" 5000 4 $((2 << 20))) &&
 	pass "after a peer died mid-transfer: $out"
 else
 	fail "after a peer died mid-transfer: $out"
+	diag
 fi
 
 # --- TCP forwarding both ways through cloister vsock-forward
@@ -117,7 +135,7 @@ if [ "$rc" -eq 0 ] && [ ! -e "$uds" ]; then
 	pass "enclave powered off: monitor exit 0, vsock socket removed"
 else
 	fail "power off: monitor exit $rc, socket $( [ -e "$uds" ] && echo left behind || echo removed)"
-	tail -5 "$vs/monitor.err"
+	diag
 fi
 
 # --- no heartbeat: the monitor ends the enclave with the boot-failure status (16)

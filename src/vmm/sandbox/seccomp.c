@@ -1,9 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#define _GNU_SOURCE 1 /* dladdr */
+#include <dlfcn.h>
 #include <errno.h>
+#include <execinfo.h>
 #include <linux/kvm.h>
 #include <seccomp.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -83,6 +87,29 @@ static void sigsys_handler(int sig, siginfo_t *si, void *uctx)
 	             si->si_syscall, name ? name : "?");
 	if (n > 0)
 		(void)!write(STDERR_FILENO, msg, (size_t)n);
+	/* Where it came from: a syscall nobody wrote on purpose is often glibc reporting heap
+	 * corruption (it opens /dev/tty first), so the caller's frames are what matters.
+	 * backtrace() was warmed up before the filter went in (it loads the unwinder). */
+	{
+		void *frames[32];
+		int nf = backtrace(frames, 32);
+
+		for (int i = 1; i < nf; i++) { /* frame 0 is this handler */
+			Dl_info info;
+			const char *obj = "?";
+			uintptr_t off = (uintptr_t)frames[i];
+
+			if (dladdr(frames[i], &info) && info.dli_fname) {
+				obj = info.dli_fname;
+				off -= (uintptr_t)info.dli_fbase;
+			}
+			/* backtrace_symbols_fd would need writev: format it ourselves. */
+			n = snprintf(msg, sizeof(msg), "  #%d %s+0x%lx\n", i, obj,
+			             (unsigned long)off);
+			if (n > 0)
+				(void)!write(STDERR_FILENO, msg, (size_t)n);
+		}
+	}
 	/* SA_RESETHAND restored the default action: this kills the process with SIGSYS. */
 	raise(sig);
 }
@@ -124,6 +151,12 @@ int sandbox_enter(enum sandbox_class cls, struct cl_diag *d)
 	scmp_filter_ctx ctx;
 	int rc = -1;
 
+	{
+		/* The first backtrace() dlopens libgcc_s: do it now, while open is still allowed. */
+		void *frame;
+
+		(void)backtrace(&frame, 1);
+	}
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_sigaction = sigsys_handler;
 	sa.sa_flags = SA_SIGINFO | SA_RESETHAND;
