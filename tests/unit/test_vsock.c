@@ -297,6 +297,35 @@ static void test_vsock_guest_to_parent_stream_both_ways(void **state)
 	fixture_free(f);
 }
 
+/* A host peer that dies with bytes it never read makes our next recv fail with ECONNRESET. The
+ * reset the guest must get is sent in that same call, not left queued until some later event
+ * (nothing else may come, and the guest would wait on a dead stream). */
+static void test_vsock_host_reset_reaches_guest_at_once(void **state)
+{
+	struct fixture *f = fixture_new(0, 0);
+	struct vsock_hdr h;
+	uint32_t host_port;
+	int fd;
+
+	(void)state;
+	fd = connect_to(f->uds);
+	assert_int_equal(write(fd, "CONNECT 7000\n", 13), 13);
+	assert_true(guest_recv(f, &h));
+	assert_int_equal(h.op, VSOCK_OP_REQUEST);
+	host_port = h.src_port;
+	/* The guest accepts; the "OK" line now waits, unread, in the host client's socket. */
+	guest_send(f, VSOCK_OP_RESPONSE, 7000, host_port, 0, NULL, 0, 65536, 0);
+	close(fd);
+
+	assert_true(guest_recv(f, &h));
+	assert_int_equal(h.op, VSOCK_OP_RST);
+	assert_int_equal(h.src_port, host_port);
+	assert_int_equal(h.dst_port, 7000);
+	assert_int_equal(vsock_engine_conn_count(f->e), 0);
+	assert_false(vsock_engine_rx_pending(f->e));
+	fixture_free(f);
+}
+
 static void test_vsock_parent_connects_with_connect_line(void **state)
 {
 	struct fixture *f = fixture_new(0, 0);
@@ -585,6 +614,7 @@ int main(void)
 		cmocka_unit_test(test_vsock_connect_to_closed_parent_port_is_reset),
 		cmocka_unit_test(test_vsock_guest_to_parent_stream_both_ways),
 		cmocka_unit_test(test_vsock_parent_connects_with_connect_line),
+		cmocka_unit_test(test_vsock_host_reset_reaches_guest_at_once),
 		cmocka_unit_test(test_vsock_malformed_connect_line_closes_client),
 		cmocka_unit_test(test_vsock_guest_exceeding_credit_is_reset),
 		cmocka_unit_test(test_vsock_respects_guest_credit),

@@ -224,6 +224,17 @@ static void rst_push(struct vsock_engine *e, const struct vsock_hdr *h, bool str
 	e->rst_count++;
 }
 
+/* The oldest queued reset into @buf; false if none is queued. */
+static bool rst_pop(struct vsock_engine *e, uint8_t *buf)
+{
+	if (!e->rst_count)
+		return false;
+	vsock_hdr_encode(&e->rst[e->rst_head], buf);
+	e->rst_head = (e->rst_head + 1) % e->rst_cap;
+	e->rst_count--;
+	return true;
+}
+
 /* Tell the guest this connection is gone, and forget it. */
 static void conn_reset(struct vsock_engine *e, struct conn *c)
 {
@@ -610,12 +621,8 @@ size_t vsock_engine_guest_rx(struct vsock_engine *e, uint8_t *buf, size_t cap)
 
 	if (cap < VSOCK_HDR_LEN)
 		return 0;
-	if (e->rst_count) {
-		vsock_hdr_encode(&e->rst[e->rst_head], buf);
-		e->rst_head = (e->rst_head + 1) % e->rst_cap;
-		e->rst_count--;
+	if (rst_pop(e, buf))
 		return VSOCK_HDR_LEN;
-	}
 	/* Round robin from where the last call stopped, so one busy stream cannot starve the
 	 * others. conn_rx may free the connection it serves; conn_free then moves the cursor on. */
 	c = e->cursor ? e->cursor : e->head;
@@ -631,7 +638,10 @@ size_t vsock_engine_guest_rx(struct vsock_engine *e, uint8_t *buf, size_t cap)
 			return n;
 		c = e->cursor ? e->cursor : e->head;
 	}
-	return 0;
+	/* A connection that failed while we looked (its host socket reset) queued an RST: send
+	 * it now, or rx_pending() would stay true with no one to ask again until the next
+	 * event, and the guest would wait on a dead stream. */
+	return rst_pop(e, buf) ? VSOCK_HDR_LEN : 0;
 }
 
 static uint32_t alloc_host_port(struct vsock_engine *e, uint32_t guest_port)
