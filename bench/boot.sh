@@ -2,8 +2,8 @@
 # Launch -> init reached: cloister-monitor booting an EIF vs QEMU `microvm` booting the same
 # kernel and initramfs (tests/e2e/lib/microvm.sh, the project's reference launch), same memory,
 # vCPUs and command line, runs interleaved, timed on this (the parent's) clock. Run where KVM
-# works: `tests/e2e/run --bench bench/boot-vs-qemu.sh [RUNS]`. Writes bench/results/boot.json and
-# prints the same JSON on stdout.
+# works: `tests/e2e/run --bench bench/boot.sh [RUNS]`. Prints the JSON on stdout, which the runner
+# writes to bench/results/boot.json (the script's name, like every bench/ script).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 runs=${1:-5}
@@ -11,7 +11,7 @@ build=$top/build
 kdir=$(bash "$top/scripts/fetch-kernel.sh" enclave)
 kernel=$(ls "$kdir"/boot/vmlinuz-* | head -1)
 work=$build/bench-boot
-mkdir -p "$work" "$top/bench/results"
+mkdir -p "$work"
 cmdline="console=ttyS0 panic=-1 reboot=k quiet mitigations=off"
 
 bash "$top/tests/e2e/lib/microvm.sh" initramfs --init "$build/tests/e2e/hello-init" \
@@ -25,10 +25,10 @@ total=$(cat /sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages)
 [ "$free" -ge 128 ] || echo $((total + 128 - free)) >/proc/sys/vm/nr_hugepages
 
 /usr/bin/python3 - "$runs" "$work" "$kernel" "$cmdline" "$build/src/vmm/cloister-monitor" \
-	"$top/tests/e2e/lib/microvm.sh" "$top/bench/results/boot.json" <<'PY'
+	"$top/tests/e2e/lib/microvm.sh" <<'PY'
 import json, os, statistics, subprocess, sys, time
 
-runs, work, kernel, cmdline, monitor, microvm, out = sys.argv[1:8]
+runs, work, kernel, cmdline, monitor, microvm = sys.argv[1:7]
 runs = int(runs)
 MARKER = b"CLOISTER-E2E-HELLO: init reached"
 
@@ -88,8 +88,5 @@ res = {
     "runs": {"ours": ours, "theirs": theirs},
     "cmdline": cmdline,
 }
-text = json.dumps(res, indent=2)
-with open(out, "w") as f:
-    f.write(text + "\n")
-print(text)
+print(json.dumps(res, indent=2))
 PY

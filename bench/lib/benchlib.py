@@ -1,0 +1,200 @@
+"""Helpers shared by the Python halves of bench/*.sh (memory-overhead, density): where we run,
+how much memory a VMM process holds, launching cloister-monitor and QEMU microvm the way the
+other benchmarks do, and vsock echo transfers. Standard library only (runs in the parent
+instance with Debian's python3)."""
+import os
+import socket
+import subprocess
+import threading
+import time
+
+MiB = 1 << 20
+
+
+def cpu_model():
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return "unknown"
+
+
+def machine():
+    """CPU model, cores, and whether this ran in the parent instance or directly on a host."""
+    if os.environ.get("CLOISTER_PARENT_INSTANCE") == "1":
+        where = "parent instance (QEMU TCG L1 with kvm-amd)"
+    else:
+        where = "direct"
+    return f"{cpu_model()}, {os.cpu_count()} CPUs, {where}"
+
+
+def load_average():
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def status_kib(pid):
+    """The kB fields of /proc/PID/status (VmRSS, RssAnon, RssFile, HugetlbPages, ...)."""
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            v = v.split()
+            if len(v) == 2 and v[1] == "kB":
+                out[k] = int(v[0])
+    return out
+
+
+def parse_smaps(text):
+    """/proc/PID/smaps text -> a list of mappings: dict(start, end, perms, path, and every
+    'Key: N kB' field)."""
+    maps = []
+    cur = None
+    for line in text.splitlines():
+        head = line.split(None, 5)
+        if head and "-" in head[0] and len(head) >= 5 and not head[0].endswith(":"):
+            start, end = head[0].split("-")
+            cur = {"start": int(start, 16), "end": int(end, 16), "perms": head[1],
+                   "path": head[5] if len(head) > 5 else ""}
+            maps.append(cur)
+        elif cur is not None and line.endswith(" kB"):
+            k, _, v = line.partition(":")
+            cur[k] = int(v.split()[0])
+    return maps
+
+
+def vmm_memory(maps, guest_mib, status=None):
+    """Host memory of one VMM process beyond its guest's RAM, in KiB (see the header of
+    bench/memory-overhead.sh). The guest-RAM mapping is the one mapping whose size is the guest's
+    RAM, up to 4 MiB more (QEMU aligns and adds a guard page; ours is exact): hugetlb (ours) or
+    anonymous read-write without a path (QEMU). Raises ValueError if there is not exactly one."""
+    gkib = guest_mib * 1024
+
+    def is_guest(m):
+        size = (m["end"] - m["start"]) // 1024
+        if not gkib <= size <= gkib + 4096 or not m["perms"].startswith("rw"):
+            return False
+        huge = m.get("Private_Hugetlb", 0) + m.get("Shared_Hugetlb", 0)
+        return huge > 0 or m["path"] in ("", "[anon]") or m["path"].startswith("[anon:")
+
+    guest = [m for m in maps if is_guest(m)]
+    if len(guest) != 1:
+        raise ValueError(f"expected one {guest_mib} MiB guest-RAM mapping, found {len(guest)}")
+    g = guest[0]
+    rss = sum(m.get("Rss", 0) for m in maps)
+    pss = sum(m.get("Pss", 0) for m in maps)
+    huge = sum(m.get("Private_Hugetlb", 0) + m.get("Shared_Hugetlb", 0) for m in maps)
+    out = {
+        "overhead_kib": rss - g.get("Rss", 0),
+        "overhead_pss_kib": pss - g.get("Pss", 0),
+        "rss_kib": rss,
+        "guest_rss_kib": g.get("Rss", 0),
+        "guest_hugetlb_kib": g.get("Private_Hugetlb", 0) + g.get("Shared_Hugetlb", 0),
+        "hugetlb_kib": huge,
+    }
+    if status:
+        out.update({"VmRSS_kib": status.get("VmRSS"), "RssAnon_kib": status.get("RssAnon"),
+                    "RssFile_kib": status.get("RssFile"),
+                    "HugetlbPages_kib": status.get("HugetlbPages")})
+    return out
+
+
+def measure(pid, guest_mib):
+    with open(f"/proc/{pid}/smaps") as f:
+        text = f.read()
+    return vmm_memory(parse_smaps(text), guest_mib, status_kib(pid))
+
+
+def wait_for(pred, timeout, what):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return
+        time.sleep(0.05)
+    raise SystemExit(f"timed out waiting for {what}")
+
+
+def uds_connect(path, port):
+    """Connect to an enclave port through cloister's host socket (docs/vsock.md)."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(path)
+    s.sendall(f"CONNECT {port}\n".encode())
+    line = b""
+    while not line.endswith(b"\n"):
+        b = s.recv(1)
+        if not b:
+            break
+        line += b
+    if not line.startswith(b"OK"):
+        raise SystemExit("enclave refused the connection")
+    return s
+
+
+def transfer(sock, size, chunk=1 << 16):
+    """Send `size` bytes to the echo server while reading the echo; MiB/s each way."""
+    data = os.urandom(chunk)
+    got = [0]
+
+    def reader():
+        while got[0] < size:
+            b = sock.recv(1 << 20)
+            if not b:
+                break
+            got[0] += len(b)
+    t = threading.Thread(target=reader)
+    t0 = time.monotonic()
+    t.start()
+    for _ in range(size // chunk):
+        sock.sendall(data)
+    t.join(300)
+    dt = time.monotonic() - t0
+    sock.close()
+    if got[0] != size:
+        raise SystemExit(f"echo returned {got[0]} of {size} bytes")
+    return (size / MiB) / dt
+
+
+def monitor_argv(monitor, eif, memory, cpu_ids, cid, uds, booted_fd, timeout=600):
+    return [monitor, "--eif", eif, "--memory", str(memory), "--cpu-ids", str(cpu_ids),
+            "--cid", str(cid), "--vsock-uds", uds, "--heartbeat-timeout", str(timeout),
+            "--booted-fd", str(booted_fd)]
+
+
+def qemu_argv(microvm, kernel, initrd, memory, cid, cmdline):
+    # e2e_parent_cid=2: vhost-vsock delivers guest packets only to CID 2 (tests/e2e/vsock-init.c)
+    return ["bash", microvm, "boot", "--kernel", kernel, "--initrd", initrd, "--memory",
+            str(memory), "--cpus", "1", "--cid", str(cid), "--append",
+            cmdline + " e2e_parent_cid=2"]
+
+
+def heartbeat_listener():
+    """The parent's end of the Nitro heartbeat for QEMU guests: AF_VSOCK port 9000."""
+    hb = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
+    hb.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    hb.bind((socket.VMADDR_CID_ANY, 9000))
+    hb.listen(64)
+    return hb
+
+
+def answer_heartbeat(hb, timeout):
+    """Accept one heartbeat, echo its byte; the guest's CID."""
+    hb.settimeout(timeout)
+    c, (cid, _) = hb.accept()
+    c.settimeout(30)
+    c.sendall(c.recv(1))
+    c.close()
+    return cid
+
+
+def stop(procs, timeout=60):
+    """SIGTERM every process still running, then wait; {pid: exit status}."""
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+    out = {}
+    for p in procs:
+        try:
+            out[p.pid] = p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            out[p.pid] = p.wait()
+    return out
