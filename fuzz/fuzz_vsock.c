@@ -13,7 +13,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static uint8_t rx[VSOCK_HDR_LEN + 4096];
-	struct vsock_config cfg = { .guest_cid = 16, .heartbeat = true, .max_conns = 8 };
+	struct vsock_config cfg = {
+		.guest_cid = 16, .heartbeat = true, .exit_port = VSOCK_EXIT_PORT, .max_conns = 8
+	};
 	struct vsock_engine *e;
 	uint32_t port;
 	size_t used;

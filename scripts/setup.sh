@@ -8,6 +8,8 @@
 #              libjson-c-dev libcmocka-dev zlib1g-dev (EIF CRC-32)
 #   parent     qemu-system-x86 10 from bookworm-backports (TCG with an emulated AMD-V CPU),
 #   instance   busybox-static, cpio, xz-utils, zstd (kernel modules and initramfs)
+#   images     umoci skopeo (tests/cli/test_build_enclave_tools.py makes OCI images offline with
+#              the real tools and exports them as oci-archive / docker-archive)
 #   bench      python3-matplotlib (plots), hyperfine
 set -euo pipefail
 
@@ -32,7 +34,7 @@ fi
 PACKAGES=(
 	meson ninja-build pkg-config gcc clang clang-format libclang-rt-14-dev
 	libssl-dev libcbor-dev libarchive-dev libseccomp-dev libjson-c-dev libcmocka-dev zlib1g-dev
-	busybox-static cpio xz-utils zstd kmod
+	busybox-static cpio xz-utils zstd kmod umoci skopeo
 	python3 python3-matplotlib hyperfine openssl
 )
 BACKPORT_PACKAGES=(qemu-system-x86)

@@ -101,6 +101,7 @@ enum monitor_end monitor_wait(struct monitor *m, int sigfd, char *why, size_t wh
 {
 	const unsigned hb_ms = m->vsock ? m->cfg.heartbeat_timeout_ms : 0;
 	struct timespec t0;
+	unsigned app_value;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	while (__atomic_load_n(&m->end, __ATOMIC_ACQUIRE) == MONITOR_END_NONE) {
@@ -157,6 +158,16 @@ enum monitor_end monitor_wait(struct monitor *m, int sigfd, char *why, size_t wh
 			pthread_join(m->vcpu[i].thread, NULL);
 	m->joined = true;
 	serial_flush(&m->serial);
+	switch (monitor_app_exit(m, &app_value)) {
+	case MONITOR_APP_EXITED:
+		cl_info("enclave application exited with status %u", app_value);
+		break;
+	case MONITOR_APP_KILLED:
+		cl_info("enclave application was killed by signal %u", app_value);
+		break;
+	case MONITOR_APP_UNKNOWN:
+		break;
+	}
 	if (why)
 		snprintf(why, why_len, "%s", m->why);
 	return m->end;

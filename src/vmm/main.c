@@ -15,6 +15,7 @@
 
 #include "lib/util/file.h"
 #include "lib/util/log.h"
+#include "lib/vsock/vsock.h"
 #include "vmm/monitor.h"
 #include "vmm/sandbox/seccomp.h"
 
@@ -49,6 +50,9 @@ static void usage(FILE *out)
 	        "  --heartbeat-timeout S  with --cid: expect the Nitro boot heartbeat (0xB7 on\n"
 	        "                      CID 3 port 9000) within S seconds, else end the enclave\n"
 	        "  --booted-fd N       write \"booted\\n\" to fd N when the heartbeat arrives\n"
+	        "  --exit-port P       with --cid: read cloister-init's exit report on CID 3\n"
+	        "                      port P (default 9001; 0 = off) and log the app's exit\n"
+	        "                      status, unless something listens at the vsock-uds' _P\n"
 	        "  --log-level LEVEL   error, warning, info (default) or debug\n"
 	        "  --skip-host-probe   do not time a ring-0 loop to check that this host's KVM\n"
 	        "                      can boot Linux (for callers that already checked)\n"
@@ -142,6 +146,7 @@ int main(int argc, char **argv)
 		O_VSOCK_UDS,
 		O_HEARTBEAT,
 		O_BOOTED_FD,
+		O_EXIT_PORT,
 		O_NO_SECCOMP,
 		O_HELP,
 		O_VERSION
@@ -165,6 +170,7 @@ int main(int argc, char **argv)
 		{ "vsock-uds", required_argument, NULL, O_VSOCK_UDS },
 		{ "heartbeat-timeout", required_argument, NULL, O_HEARTBEAT },
 		{ "booted-fd", required_argument, NULL, O_BOOTED_FD },
+		{ "exit-port", required_argument, NULL, O_EXIT_PORT },
 #ifdef CLOISTER_DEBUG_BUILD
 		{ "no-seccomp", no_argument, NULL, O_NO_SECCOMP },
 #endif
@@ -184,6 +190,7 @@ int main(int argc, char **argv)
 	sigset_t sigs;
 
 	memset(&cfg, 0, sizeof(cfg));
+	cfg.exit_port = VSOCK_EXIT_PORT;
 	cfg.console_fd = -1;
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (opt) {
@@ -244,6 +251,11 @@ int main(int argc, char **argv)
 			fprintf(stderr,
 			        "cloister-monitor: WARNING: --no-seccomp: this debug build runs "
 			        "the enclave WITHOUT its seccomp sandbox\n");
+			break;
+		case O_EXIT_PORT:
+			if (parse_u64(optarg, UINT32_MAX, &v) || v == VSOCK_HEARTBEAT_PORT)
+				goto bad_value;
+			cfg.exit_port = (uint32_t)v;
 			break;
 		case O_BOOTED_FD:
 			if (parse_u64(optarg, INT_MAX, &v))

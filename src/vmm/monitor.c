@@ -136,11 +136,18 @@ static enum vmm_err add_virtio(struct monitor *m, const struct virtio_dev_ops *o
 }
 
 /* From the vsock device, under its transport lock (a vCPU or the main thread). */
-static void vsock_event(void *opaque, enum vsock_event ev)
+static void vsock_event(void *opaque, enum vsock_event ev, uint32_t value)
 {
 	struct monitor *m = opaque;
 	uint64_t one = 1;
 
+	if (ev == VSOCK_EVENT_APP_EXITED || ev == VSOCK_EVENT_APP_KILLED) {
+		/* Logged by monitor_wait() on the main thread: the enclave powers off next. */
+		unsigned app = ev == VSOCK_EVENT_APP_EXITED ? MONITOR_APP_EXITED
+		                                            : MONITOR_APP_KILLED;
+		__atomic_store_n(&m->app_exit, app << 8 | (value & 0xff), __ATOMIC_RELEASE);
+		return;
+	}
 	if (ev == VSOCK_EVENT_HEARTBEAT_BAD) {
 		monitor_stop(m, MONITOR_END_BOOT_FAILED,
 		             "the enclave's boot heartbeat was not the byte 0xB7");
@@ -157,6 +164,7 @@ static enum vmm_err add_vsock(struct monitor *m, struct cl_diag *d)
 		.guest_cid = m->cfg.cid,
 		.uds_path = m->cfg.vsock_uds,
 		.heartbeat = m->cfg.heartbeat_timeout_ms > 0,
+		.exit_port = m->cfg.exit_port,
 		.on_event = vsock_event,
 		.opaque = m,
 	};
@@ -622,6 +630,14 @@ enum vmm_err monitor_create(struct monitor **out, const struct monitor_config *c
 fail:
 	monitor_destroy(m);
 	return e;
+}
+
+enum monitor_app monitor_app_exit(const struct monitor *m, unsigned *value)
+{
+	unsigned v = __atomic_load_n(&m->app_exit, __ATOMIC_ACQUIRE);
+
+	*value = v & 0xff;
+	return (enum monitor_app)(v >> 8);
 }
 
 void monitor_destroy(struct monitor *m)

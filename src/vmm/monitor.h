@@ -56,6 +56,10 @@ struct monitor_config {
 	 * before the vCPUs start, and no heartbeat within this many milliseconds ends the
 	 * enclave with MONITOR_END_BOOT_FAILED (E36 in nitro-cli terms). */
 	unsigned heartbeat_timeout_ms;
+	/* cloister-init's exit report (docs/vsock.md): read on CID 3 this port (VSOCK_EXIT_PORT,
+	 * 9001) unless a host endpoint listens there; 0 = no exit report. monitor_wait() logs
+	 * "enclave application exited with status N"; monitor_app_exit() returns it. */
+	uint32_t exit_port;
 	/* Called once, from the monitor's main thread, when the heartbeat arrives. */
 	void (*on_booted)(void *opaque);
 	void *booted_opaque;
@@ -79,6 +83,14 @@ enum monitor_end {
 };
 
 const char *monitor_end_name(enum monitor_end e);
+
+/* What the enclave's init reported about its application (the exit report). */
+enum monitor_app {
+	MONITOR_APP_UNKNOWN =
+	        0, /* no report (yet): still running, or an init that does not report */
+	MONITOR_APP_EXITED, /* it exited; value = its exit status */
+	MONITOR_APP_KILLED, /* it was killed; value = the signal number */
+};
 
 /*
  * cloister-monitor's exit statuses (docs/design.md). A parent waiting on the monitor's pid
@@ -127,6 +139,10 @@ enum monitor_end monitor_wait(struct monitor *m, int sigfd, char *why, size_t wh
 /* End the enclave from any thread (first reason wins). */
 void monitor_stop(struct monitor *m, enum monitor_end reason, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
+
+/* The application's end as reported by the enclave's init, and its status or signal in
+ * *@value. Any thread; the report is the guest's word, not a fact the monitor checked. */
+enum monitor_app monitor_app_exit(const struct monitor *m, unsigned *value);
 
 /* Release everything; joins threads if monitor_wait was not called. NULL is fine. */
 void monitor_destroy(struct monitor *m);

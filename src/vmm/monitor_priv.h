@@ -41,6 +41,9 @@ struct monitor {
 	struct vsock_dev *vsock;
 	bool booted; /* the heartbeat arrived */
 	int booted_fd; /* eventfd: written once when it does */
+	/* The exit report: 0 = none, else (enum monitor_app << 8) | value. Written once, from
+	 * the vsock device's thread; read by any thread. */
+	unsigned app_exit;
 	pthread_mutex_t end_lock;
 	enum monitor_end end;
 	char why[256];

@@ -5,7 +5,8 @@
 # cloister-init, modules) → run-enclave succeeds, which needs cloister-init's 0xB7 heartbeat
 # to CID 3 → the demo echoes over vsock port 5000 and returns an NSM attestation document →
 # the console shows it → terminate. Then the busybox image, whose app exits with status 3:
-# the console of the ended enclave shows cloister-init's exit line.
+# the console of the ended enclave shows cloister-init's exit line, and in production mode
+# the enclave's log shows the status from the exit report.
 . "$(dirname "$0")/monitor-lib.sh"
 
 nitro=$build/src/cli/nitro-cli
@@ -114,6 +115,23 @@ if "$nitro" run-enclave --eif-path "$w/bb.eif" --memory 256 --cpu-count 1 --debu
 		fail "busybox console: $(tail -5 "$w/bbconsole.out")"
 else
 	fail "run-enclave bb: $(cat "$w/bb.err")"
+fi
+"$nitro" terminate-enclave --all >/dev/null 2>&1
+
+# --- the same app in production mode (no console): its status reaches the enclave's log
+# through cloister-init's exit report on vsock port 9001 (docs/vsock.md, "The exit report")
+if "$nitro" run-enclave --eif-path "$w/bb.eif" --memory 256 --cpu-count 1 \
+	>"$w/bbp.json" 2>"$w/bbp.err"; then
+	id=$(json "$w/bbp.json" 'd["EnclaveID"]')
+	for _ in $(seq 60); do
+		grep -q 'enclave application exited' "$w/log/$id.log" 2>/dev/null && break
+		sleep 1
+	done
+	grep -q 'enclave application exited with status 3' "$w/log/$id.log" &&
+		pass "production mode: the app's exit status 3 is in the enclave's log" ||
+		fail "production exit report: $(tail -5 "$w/log/$id.log" 2>&1)"
+else
+	fail "run-enclave bb (production): $(cat "$w/bbp.err")"
 fi
 "$nitro" terminate-enclave --all >/dev/null 2>&1
 release

@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "../../guest/init/init_parse.h"
 #include "lib/vsock/vsock.h"
 
 #define GUEST_CID 16
@@ -24,17 +25,26 @@ struct fixture {
 	char uds[128];
 	struct vsock_engine *e;
 	int events_ok, events_bad;
+	int app_events; /* exit reports passed on */
+	enum vsock_event app_ev;
+	uint32_t app_value;
 	uint8_t pkt[VSOCK_HDR_LEN + VSOCK_MAX_PAYLOAD];
 };
 
-static void on_event(void *opaque, enum vsock_event ev)
+static void on_event(void *opaque, enum vsock_event ev, uint32_t value)
 {
 	struct fixture *f = opaque;
 
-	if (ev == VSOCK_EVENT_HEARTBEAT_OK)
+	if (ev == VSOCK_EVENT_APP_EXITED || ev == VSOCK_EVENT_APP_KILLED) {
+		f->app_events++;
+		f->app_ev = ev;
+		f->app_value = value;
+	} else if (ev == VSOCK_EVENT_HEARTBEAT_OK) {
+		assert_int_equal(value, 0);
 		f->events_ok++;
-	else
+	} else {
 		f->events_bad++;
+	}
 }
 
 static struct fixture *fixture_new(uint32_t buf_alloc, unsigned max_conns)
@@ -43,6 +53,7 @@ static struct fixture *fixture_new(uint32_t buf_alloc, unsigned max_conns)
 	struct vsock_config cfg = {
 		.guest_cid = GUEST_CID,
 		.heartbeat = true,
+		.exit_port = VSOCK_EXIT_PORT,
 		.buf_alloc = buf_alloc,
 		.max_conns = max_conns,
 		.on_event = on_event,
@@ -244,6 +255,159 @@ static void test_vsock_wrong_heartbeat_byte_resets(void **state)
 	assert_int_equal(f->events_bad, 1);
 	assert_int_equal(f->events_ok, 0);
 	fixture_free(f);
+}
+
+/* The engine reads the exact bytes cloister-init sends (guest/init/init_parse.c). */
+static void test_vsock_exit_record_matches_cloister_init(void **state)
+{
+	uint8_t rec[INIT_EXIT_RECORD_SIZE];
+	enum vsock_event ev;
+	uint32_t value;
+
+	(void)state;
+	assert_int_equal(INIT_EXIT_PORT, VSOCK_EXIT_PORT);
+	assert_int_equal(INIT_EXIT_RECORD_SIZE, VSOCK_EXIT_RECORD_LEN);
+	assert_int_equal(INIT_EXIT_MAGIC, VSOCK_EXIT_MAGIC);
+	init_exit_record(3 << 8, rec); /* a wait status: exited with 3 */
+	assert_true(vsock_exit_record_parse(rec, &ev, &value));
+	assert_int_equal(ev, VSOCK_EVENT_APP_EXITED);
+	assert_int_equal(value, 3);
+	init_exit_record(9, rec); /* killed by SIGKILL */
+	assert_true(vsock_exit_record_parse(rec, &ev, &value));
+	assert_int_equal(ev, VSOCK_EVENT_APP_KILLED);
+	assert_int_equal(value, 9);
+	assert_false(vsock_exit_record_parse((const uint8_t[]){ 0xB7, 0, 3, 0 }, &ev, &value));
+	assert_false(vsock_exit_record_parse((const uint8_t[]){ 0xB8, 2, 3, 0 }, &ev, &value));
+	assert_false(vsock_exit_record_parse((const uint8_t[]){ 0xB8, 0, 3, 1 }, &ev, &value));
+}
+
+/* cloister-init's report_exit(): connect to CID 3 port 9001, write 4 bytes, close. */
+static void test_vsock_exit_report_is_read_and_reported(void **state)
+{
+	struct fixture *f = fixture_new(0, 0);
+	uint8_t rec[INIT_EXIT_RECORD_SIZE];
+	struct vsock_hdr h;
+
+	(void)state;
+	init_exit_record(42 << 8, rec);
+	guest_send(f, VSOCK_OP_REQUEST, 1026, VSOCK_EXIT_PORT, 0, NULL, 0, 4096, 0);
+	assert_true(guest_recv(f, &h));
+	assert_int_equal(h.op, VSOCK_OP_RESPONSE);
+	assert_int_equal(h.src_port, VSOCK_EXIT_PORT);
+	assert_int_equal(h.dst_port, 1026);
+	/* in two pieces: a stream may split the record anywhere */
+	guest_send(f, VSOCK_OP_RW, 1026, VSOCK_EXIT_PORT, 0, rec, 1, 4096, 0);
+	assert_int_equal(f->app_events, 0);
+	guest_send(f, VSOCK_OP_RW, 1026, VSOCK_EXIT_PORT, 0, rec + 1, 3, 4096, 0);
+	assert_int_equal(f->app_events, 1);
+	assert_int_equal(f->app_ev, VSOCK_EVENT_APP_EXITED);
+	assert_int_equal(f->app_value, 42);
+	assert_false(guest_recv(f, &h)); /* nothing is ever sent back on it */
+
+	guest_send(f, VSOCK_OP_SHUTDOWN, 1026, VSOCK_EXIT_PORT, 3, NULL, 0, 4096, 0);
+	assert_true(guest_recv(f, &h));
+	assert_int_equal(h.op, VSOCK_OP_RST);
+	assert_int_equal(vsock_engine_conn_count(f->e), 0);
+
+	/* The app exits once: a later record, e.g. forged by the app, is not believed. */
+	init_exit_record(0, rec);
+	guest_send(f, VSOCK_OP_REQUEST, 1027, VSOCK_EXIT_PORT, 0, NULL, 0, 4096, 0);
+	assert_true(guest_recv(f, &h));
+	assert_int_equal(h.op, VSOCK_OP_RESPONSE);
+	guest_send(f, VSOCK_OP_RW, 1027, VSOCK_EXIT_PORT, 0, rec, 4, 4096, 0);
+	assert_int_equal(f->app_events, 1);
+	assert_int_equal(f->app_value, 42);
+	fixture_free(f);
+}
+
+static void test_vsock_bad_exit_report_resets_and_is_not_reported(void **state)
+{
+	struct fixture *f = fixture_new(0, 0);
+	const uint8_t wrong[4] = { 0xB8, 7, 1, 0 }, longer[5] = { 0xB8, 0, 1, 0, 0 };
+	struct vsock_hdr h;
+
+	(void)state;
+	guest_send(f, VSOCK_OP_REQUEST, 1026, VSOCK_EXIT_PORT, 0, NULL, 0, 4096, 0);
+	assert_true(guest_recv(f, &h));
+	guest_send(f, VSOCK_OP_RW, 1026, VSOCK_EXIT_PORT, 0, wrong, 4, 4096, 0);
+	assert_true(guest_recv(f, &h));
+	assert_int_equal(h.op, VSOCK_OP_RST);
+
+	guest_send(f, VSOCK_OP_REQUEST, 1027, VSOCK_EXIT_PORT, 0, NULL, 0, 4096, 0);
+	assert_true(guest_recv(f, &h));
+	guest_send(f, VSOCK_OP_RW, 1027, VSOCK_EXIT_PORT, 0, longer, 5, 4096, 0);
+	assert_true(guest_recv(f, &h));
+	assert_int_equal(h.op, VSOCK_OP_RST);
+
+	/* closed before the record was complete */
+	guest_send(f, VSOCK_OP_REQUEST, 1028, VSOCK_EXIT_PORT, 0, NULL, 0, 4096, 0);
+	assert_true(guest_recv(f, &h));
+	guest_send(f, VSOCK_OP_RW, 1028, VSOCK_EXIT_PORT, 0, longer, 2, 4096, 0);
+	guest_send(f, VSOCK_OP_SHUTDOWN, 1028, VSOCK_EXIT_PORT, 3, NULL, 0, 4096, 0);
+	assert_true(guest_recv(f, &h));
+	assert_int_equal(h.op, VSOCK_OP_RST);
+
+	assert_int_equal(f->app_events, 0);
+	assert_int_equal(f->events_bad, 0); /* a bad exit report is not a bad heartbeat */
+	assert_int_equal(vsock_engine_conn_count(f->e), 0);
+	fixture_free(f);
+}
+
+/* On Nitro port 9001 is an ordinary parent port: an app that listens there keeps it. */
+static void test_vsock_exit_port_with_host_listener_is_forwarded(void **state)
+{
+	struct fixture *f = fixture_new(0, 0);
+	char path[160];
+	uint8_t rec[INIT_EXIT_RECORD_SIZE], got[8];
+	struct vsock_hdr h;
+	int lfd, cfd;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s_%u", f->uds, VSOCK_EXIT_PORT);
+	lfd = listen_at(path);
+	init_exit_record(5 << 8, rec);
+	guest_send(f, VSOCK_OP_REQUEST, 1026, VSOCK_EXIT_PORT, 0, NULL, 0, 4096, 0);
+	assert_true(guest_recv(f, &h));
+	assert_int_equal(h.op, VSOCK_OP_RESPONSE);
+	cfd = with_timeout(accept(lfd, NULL, NULL));
+	guest_send(f, VSOCK_OP_RW, 1026, VSOCK_EXIT_PORT, 0, rec, 4, 4096, 0);
+	assert_int_equal(recv(cfd, got, sizeof(got), MSG_WAITALL), 4);
+	assert_memory_equal(got, rec, 4);
+	assert_int_equal(f->app_events, 0);
+	close(cfd);
+	close(lfd);
+	fixture_free(f);
+}
+
+static void test_vsock_exit_port_off_or_clashing(void **state)
+{
+	struct vsock_config cfg = { .guest_cid = GUEST_CID, .heartbeat = true };
+	struct vsock_engine *e;
+	struct cl_diag d = { "" };
+	uint8_t pkt[VSOCK_HDR_LEN], out[VSOCK_HDR_LEN + 16];
+	struct vsock_hdr h = {
+		.src_cid = GUEST_CID,
+		.dst_cid = VSOCK_PARENT_CID,
+		.src_port = 1026,
+		.dst_port = VSOCK_EXIT_PORT,
+		.type = VSOCK_TYPE_STREAM,
+		.op = VSOCK_OP_REQUEST,
+		.buf_alloc = 4096,
+	};
+
+	(void)state;
+	/* exit_port 0: the port is like any other, refused without a host listener */
+	assert_int_equal(vsock_engine_new(&cfg, &e, &d), VSOCK_OK);
+	vsock_hdr_encode(&h, pkt);
+	vsock_engine_guest_tx(e, pkt, sizeof(pkt));
+	assert_int_equal(vsock_engine_guest_rx(e, out, sizeof(out)), VSOCK_HDR_LEN);
+	assert_true(vsock_hdr_decode(out, sizeof(out), &h));
+	assert_int_equal(h.op, VSOCK_OP_RST);
+	vsock_engine_free(e);
+	/* the exit report cannot take the heartbeat's port */
+	cfg.exit_port = VSOCK_HEARTBEAT_PORT;
+	assert_int_equal(vsock_engine_new(&cfg, &e, &d), VSOCK_ERR_INVALID);
+	assert_non_null(strstr(d.msg, "heartbeat"));
 }
 
 static void test_vsock_connect_to_closed_parent_port_is_reset(void **state)
@@ -624,6 +788,11 @@ int main(void)
 		cmocka_unit_test(test_vsock_peer_vanishing_resets_only_its_connection),
 		cmocka_unit_test(test_vsock_relay_copies_both_ways_and_passes_half_close),
 		cmocka_unit_test(test_vsock_uds_path_convention),
+		cmocka_unit_test(test_vsock_exit_record_matches_cloister_init),
+		cmocka_unit_test(test_vsock_exit_report_is_read_and_reported),
+		cmocka_unit_test(test_vsock_bad_exit_report_resets_and_is_not_reported),
+		cmocka_unit_test(test_vsock_exit_port_with_host_listener_is_forwarded),
+		cmocka_unit_test(test_vsock_exit_port_off_or_clashing),
 	};
 
 	return cmocka_run_group_tests_name("vsock", tests, NULL, NULL);

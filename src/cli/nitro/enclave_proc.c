@@ -29,6 +29,7 @@
 #include "lib/nsm/enclave.h"
 #include "lib/util/file.h"
 #include "lib/util/log.h"
+#include "lib/vsock/vsock.h"
 #include "vmm/monitor.h"
 
 #define MiB (1ULL << 20)
@@ -376,6 +377,9 @@ int enclave_process_main(const struct run_args *a, uint64_t eif_size, int report
 	cfg.debug_mode = a->debug_mode;
 	cfg.vsock_uds = vsock;
 	cfg.heartbeat_timeout_ms = heartbeat_timeout_ms(eif_size, e.launch.memory_mib * MiB);
+	/* The app's exit status reaches this enclave's log, not describe-enclaves (nitro-cli's
+	 * JSON has no such field): docs/vsock.md, "The exit report". */
+	cfg.exit_port = VSOCK_EXIT_PORT;
 	cfg.on_booted = on_booted;
 	cfg.booted_opaque = &e;
 	cfg.nsm = nsm;

@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,7 @@ enum conn_kind {
 	CONN_LINE, /* host client still sending "CONNECT <port>\n" */
 	CONN_HOST, /* a host socket paired with a guest stream */
 	CONN_HEARTBEAT, /* CID 3 port 9000, answered here */
+	CONN_EXIT, /* CID 3 exit_port with no host listener: the exit report, read here */
 };
 
 enum conn_state {
@@ -70,6 +72,9 @@ struct conn {
 	size_t buf_len;
 	bool host_readable, host_eof, host_gone;
 	bool guest_shut_send, guest_shut_rcv;
+	/* CONN_EXIT: the record so far */
+	uint8_t rec[VSOCK_EXIT_RECORD_LEN];
+	uint8_t rec_len;
 };
 
 struct vsock_engine {
@@ -83,6 +88,8 @@ struct vsock_engine {
 	struct vsock_hdr rst[STRAY_RST_MAX + DEFAULT_MAX_CONNS];
 	unsigned rst_head, rst_count, rst_cap;
 	int listen_marker; /* address used as the listener's epoll tag */
+	bool exit_reported; /* the first valid exit record has been passed on */
+	unsigned exit_warnings; /* complaints about exit reports logged so far */
 };
 
 const char *vsock_strerror(enum vsock_err err)
@@ -298,19 +305,24 @@ static void guest_request(struct vsock_engine *e, const struct vsock_hdr *h)
 	if (e->cfg.heartbeat && h->dst_port == VSOCK_HEARTBEAT_PORT) {
 		c = conn_new(e, CONN_HEARTBEAT, -1);
 	} else {
-		if (!e->uds_path) {
+		bool exit_port = e->cfg.exit_port && h->dst_port == e->cfg.exit_port;
+
+		if (e->uds_path) {
+			snprintf(path, sizeof(path), "%s_%u", e->uds_path, h->dst_port);
+			fd = unix_connect(path);
+		}
+		if (fd < 0 && exit_port) {
+			/* Nothing on the parent owns the port: the record is for us. */
+			c = conn_new(e, CONN_EXIT, -1);
+		} else if (fd < 0) {
+			if (e->uds_path)
+				cl_debug("vsock: guest port %u -> parent port %u refused: %s",
+				         h->src_port, h->dst_port, strerror(-fd));
 			reply_stray_rst(e, h);
 			return;
+		} else {
+			c = conn_new(e, CONN_HOST, fd);
 		}
-		snprintf(path, sizeof(path), "%s_%u", e->uds_path, h->dst_port);
-		fd = unix_connect(path);
-		if (fd < 0) {
-			cl_debug("vsock: guest port %u -> parent port %u refused: %s", h->src_port,
-			         h->dst_port, strerror(-fd));
-			reply_stray_rst(e, h);
-			return;
-		}
-		c = conn_new(e, CONN_HOST, fd);
 	}
 	if (!c) {
 		if (fd >= 0)
@@ -368,6 +380,58 @@ static bool conn_flush(struct vsock_engine *e, struct conn *c)
 	return true;
 }
 
+/* Complain about an exit report, a few times at most: a guest must not flood the log. */
+#define EXIT_WARNINGS_MAX 4
+
+static void exit_warn(struct vsock_engine *e, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));
+
+static void exit_warn(struct vsock_engine *e, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (e->exit_warnings >= EXIT_WARNINGS_MAX)
+		return;
+	e->exit_warnings++;
+	va_start(ap, fmt);
+	cl_vlog(CL_LOG_WARN, fmt, ap);
+	va_end(ap);
+}
+
+/* Bytes of the exit report: exactly one record, then the guest closes. Anything else is
+ * answered with a reset; the enclave is ending anyway, so a bad record costs it nothing. */
+static void exit_rw(struct vsock_engine *e, struct conn *c, const uint8_t *data, uint32_t len)
+{
+	enum vsock_event ev;
+	uint32_t value;
+
+	c->fwd_cnt += len;
+	if (len > (uint32_t)(VSOCK_EXIT_RECORD_LEN - c->rec_len)) {
+		exit_warn(e, "vsock: exit report on port %u is longer than %d bytes; ignored",
+		          c->host_port, VSOCK_EXIT_RECORD_LEN);
+		conn_reset(e, c);
+		return;
+	}
+	memcpy(c->rec + c->rec_len, data, len);
+	c->rec_len = (uint8_t)(c->rec_len + len);
+	if (c->rec_len < VSOCK_EXIT_RECORD_LEN)
+		return;
+	if (!vsock_exit_record_parse(c->rec, &ev, &value)) {
+		exit_warn(e, "vsock: malformed exit report %02x %02x %02x %02x on port %u; ignored",
+		          c->rec[0], c->rec[1], c->rec[2], c->rec[3], c->host_port);
+		conn_reset(e, c);
+		return;
+	}
+	/* The app exits once: a second record (from the app itself, say) is not believed. */
+	if (e->exit_reported) {
+		exit_warn(e, "vsock: a second exit report on port %u; ignored", c->host_port);
+		return;
+	}
+	e->exit_reported = true;
+	if (e->cfg.on_event)
+		e->cfg.on_event(e->cfg.opaque, ev, value);
+}
+
 static void guest_rw(struct vsock_engine *e, struct conn *c, const uint8_t *data, uint32_t len)
 {
 	uint32_t used = c->rx_cnt - c->fwd_cnt;
@@ -379,6 +443,10 @@ static void guest_rw(struct vsock_engine *e, struct conn *c, const uint8_t *data
 		return;
 	}
 	c->rx_cnt += len;
+	if (c->kind == CONN_EXIT) {
+		exit_rw(e, c, data, len);
+		return;
+	}
 	if (c->kind == CONN_HEARTBEAT) {
 		if (len == 0)
 			return;
@@ -387,7 +455,7 @@ static void guest_rw(struct vsock_engine *e, struct conn *c, const uint8_t *data
 			c->pending |= PEND_ECHO;
 		} else {
 			if (e->cfg.on_event)
-				e->cfg.on_event(e->cfg.opaque, VSOCK_EVENT_HEARTBEAT_BAD);
+				e->cfg.on_event(e->cfg.opaque, VSOCK_EVENT_HEARTBEAT_BAD, 0);
 			conn_reset(e, c);
 		}
 		return;
@@ -429,7 +497,13 @@ static void guest_shutdown(struct vsock_engine *e, struct conn *c, uint32_t flag
 		c->guest_shut_send = true;
 	if (flags & VSOCK_SHUTDOWN_RCV)
 		c->guest_shut_rcv = true;
-	if (c->kind == CONN_HEARTBEAT) {
+	if (c->kind == CONN_HEARTBEAT || c->kind == CONN_EXIT) {
+		if (c->kind == CONN_EXIT && c->guest_shut_send &&
+		    c->rec_len < VSOCK_EXIT_RECORD_LEN)
+			exit_warn(
+			        e,
+			        "vsock: exit report on port %u ended after %u of %d bytes; ignored",
+			        c->host_port, c->rec_len, VSOCK_EXIT_RECORD_LEN);
 		if (c->guest_shut_send && c->guest_shut_rcv)
 			conn_reset(e, c);
 		return;
@@ -561,7 +635,7 @@ static size_t conn_rx(struct vsock_engine *e, struct conn *c, uint8_t *buf, size
 		buf[VSOCK_HDR_LEN] = VSOCK_HEARTBEAT_BYTE;
 		c->tx_cnt += 1;
 		if (e->cfg.on_event)
-			e->cfg.on_event(e->cfg.opaque, VSOCK_EVENT_HEARTBEAT_OK);
+			e->cfg.on_event(e->cfg.opaque, VSOCK_EVENT_HEARTBEAT_OK, 0);
 		goto out;
 	}
 	if (c->host_readable && !c->host_eof && !c->guest_shut_rcv && credit &&
@@ -810,6 +884,11 @@ enum vsock_err vsock_engine_new(const struct vsock_config *cfg, struct vsock_eng
 	if (cfg->guest_cid <= VSOCK_PARENT_CID || cfg->guest_cid >= UINT32_MAX) {
 		cl_diag_set(d, "enclave CID %llu is reserved; use 4 to 4294967294",
 		            (unsigned long long)cfg->guest_cid);
+		return VSOCK_ERR_INVALID;
+	}
+	if (cfg->heartbeat && cfg->exit_port == VSOCK_HEARTBEAT_PORT) {
+		cl_diag_set(d, "exit report port %u is the heartbeat port; use %u", cfg->exit_port,
+		            VSOCK_EXIT_PORT);
 		return VSOCK_ERR_INVALID;
 	}
 	e = calloc(1, sizeof(*e));

@@ -106,3 +106,12 @@ enum vsock_line vsock_parse_connect_line(const char *buf, size_t len, uint32_t *
 	*consumed = i + 1;
 	return VSOCK_LINE_OK;
 }
+
+bool vsock_exit_record_parse(const uint8_t *rec, enum vsock_event *ev, uint32_t *value)
+{
+	if (rec[0] != VSOCK_EXIT_MAGIC || rec[1] > 1 || rec[3] != 0)
+		return false;
+	*ev = rec[1] == 0 ? VSOCK_EVENT_APP_EXITED : VSOCK_EVENT_APP_KILLED;
+	*value = rec[2];
+	return true;
+}

@@ -13,7 +13,10 @@
  *     receive "OK <host port>\n", then raw bytes;
  *   - enclave -> parent port P: the engine connects to the Unix socket "<uds_path>_<P>";
  *   - enclave -> parent port 9000 (when the heartbeat is armed): answered inside the engine,
- *     which echoes the 0xB7 byte and reports the enclave as booted.
+ *     which echoes the 0xB7 byte and reports the enclave as booted;
+ *   - enclave -> parent port exit_port (9001, cloister-init's exit report) when nothing listens
+ *     at "<uds_path>_<exit_port>": answered inside the engine, which reads one 4-byte record
+ *     and reports the application's exit status (docs/vsock.md, "The exit report").
  *
  * Memory is bounded: at most max_conns connections, each buffering at most buf_alloc bytes of
  * guest data (the credit the engine advertises), and a fixed number of pending resets. A guest
@@ -34,6 +37,12 @@
 #define VSOCK_HOST_CID_ALIAS 2
 #define VSOCK_HEARTBEAT_PORT 9000
 #define VSOCK_HEARTBEAT_BYTE 0xB7
+/* cloister-init's exit report (docs/build-enclave.md, "The exit status"): after the app exits,
+ * one connection to CID 3 on this port carrying B8 kind value 00, kind 0 = exited with status
+ * value, 1 = killed by signal value. Must match guest/init/init_parse.h. */
+#define VSOCK_EXIT_PORT 9001
+#define VSOCK_EXIT_MAGIC 0xB8
+#define VSOCK_EXIT_RECORD_LEN 4
 /* Largest payload the engine puts in one packet to the guest, and accepts from it (Linux
  * guests send at most 64 KiB per packet). */
 #define VSOCK_MAX_PAYLOAD (64 * 1024)
@@ -98,7 +107,13 @@ struct vsock_engine;
 enum vsock_event {
 	VSOCK_EVENT_HEARTBEAT_OK, /* the guest sent 0xB7 on port 9000 and got its echo */
 	VSOCK_EVENT_HEARTBEAT_BAD, /* the guest sent another byte: Nitro terminates it (E36) */
+	VSOCK_EVENT_APP_EXITED, /* exit report: the app exited; value = its exit status */
+	VSOCK_EVENT_APP_KILLED, /* exit report: the app was killed; value = the signal number */
 };
+
+/* Decode an exit record (@rec, VSOCK_EXIT_RECORD_LEN untrusted bytes) into APP_EXITED or
+ * APP_KILLED and its value. Returns false for anything but B8 {0|1} value 00. */
+bool vsock_exit_record_parse(const uint8_t *rec, enum vsock_event *ev, uint32_t *value);
 
 struct vsock_config {
 	uint64_t guest_cid;
@@ -107,7 +122,13 @@ struct vsock_config {
 	unsigned max_conns; /* 0 = 256 */
 	uint32_t buf_alloc; /* credit advertised per connection; 0 = 256 KiB */
 	bool heartbeat; /* answer CID 3 port 9000 inside the engine */
-	void (*on_event)(void *opaque, enum vsock_event ev);
+	/* Port of the exit report (VSOCK_EXIT_PORT), or 0 for none. A host endpoint listening at
+	 * "<uds_path>_<exit_port>" takes precedence: an app that uses the port on the parent, as
+	 * it may on Nitro, keeps it. Only the first valid record of an engine is reported. */
+	uint32_t exit_port;
+	/* Called from vsock_engine_guest_tx/_rx (the caller's thread, under its lock) with
+	 * @value = the exit status or signal for APP_EXITED/APP_KILLED, 0 otherwise. */
+	void (*on_event)(void *opaque, enum vsock_event ev, uint32_t value);
 	void *opaque;
 };
 

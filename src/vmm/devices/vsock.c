@@ -155,6 +155,7 @@ enum vsock_err vsock_dev_new(const struct vsock_dev_config *cfg, struct vsock_de
 		.guest_cid = cfg->guest_cid,
 		.uds_path = cfg->uds_path,
 		.heartbeat = cfg->heartbeat,
+		.exit_port = cfg->exit_port,
 		.on_event = cfg->on_event,
 		.opaque = cfg->opaque,
 	};

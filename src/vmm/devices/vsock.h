@@ -27,7 +27,8 @@ struct vsock_dev_config {
 	uint64_t guest_cid;
 	const char *uds_path; /* host endpoint base (vsock.h) */
 	bool heartbeat; /* answer CID 3 port 9000 */
-	void (*on_event)(void *opaque, enum vsock_event ev);
+	uint32_t exit_port; /* read the exit report on CID 3 this port; 0 = none (vsock.h) */
+	void (*on_event)(void *opaque, enum vsock_event ev, uint32_t value);
 	void *opaque;
 };
 
