@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """nitro-cli compatible lifecycle commands without KVM: argument errors give nitro-cli's
 [ Exx ] codes and exit statuses, an empty host describes as [], stale sockets are cleaned,
-run-enclave without a pool names the fix. Runs the `nitro-cli` symlink next to the build's
-`cloister`. Prints TAP. (The lifecycle with real enclaves: tests/e2e/test_35_lifecycle.sh.)"""
+run-enclave without a pool names the fix, run-enclave reads the PCR3/PCR4 inputs before
+anything else. Runs the `nitro-cli` symlink next to the build's `cloister`. Prints TAP. (The
+lifecycle with real enclaves: tests/e2e/test_35_lifecycle.sh.)"""
 import os
 import socket
 import subprocess
@@ -30,11 +31,40 @@ def expect(env, code, name, *args, stderr_has=None):
     check(f"{name}: E{code:02d}", ok, f"exit {r.returncode}: {r.stderr[:300]}")
 
 
+def check_parent_identity(env, eif, tmp):
+    """run-enclave reads the PCR3/PCR4 inputs before it needs a pool: mistakes fail first."""
+    conf = os.path.join(tmp, "parent.conf")
+    e = dict(env, CLOISTER_PARENT_CONF=conf)
+    run = ("run-enclave", "--eif-path", eif, "--memory", "128", "--cpu-count", "1")
+    with open(conf, "w") as f:
+        f.write("# comment\nparent_role = \"arn:aws:iam::123456789012:role/x\"\n")
+    expect(e, 3, "run-enclave with a quoted value in parent.conf", *run,
+           stderr_has=f"{conf}:2: write the parent_role without quotes")
+    with open(conf, "w") as f:
+        f.write("parent_instance = i-0123456789abcdef0\n")
+    expect(e, 3, "run-enclave with an unknown parent.conf key", *run,
+           stderr_has="unknown key 'parent_instance'")
+    expect(dict(e, CLOISTER_PARENT_ID="i-0123 456"), 3,
+           "run-enclave with CLOISTER_PARENT_ID holding a space", *run, stderr_has="CLOISTER_PARENT_ID")
+    os.unlink(conf)
+    os.mkdir(conf)
+    expect(e, 19, "run-enclave with an unreadable parent.conf", *run, stderr_has=conf)
+    os.rmdir(conf)
+    with open(conf, "w") as f:
+        f.write("parent_role = arn:aws:iam::123456789012:role/x\nparent_id = i-0123456789abcdef0\n")
+    expect(e, 19, "run-enclave with a good parent.conf goes on to the pool check", *run,
+           stderr_has="cloister allocator")
+
+
 def main():
     with tempfile.TemporaryDirectory() as tmp:
         env = dict(os.environ)
         env["NITRO_CLI_SOCKETS_PATH"] = os.path.join(tmp, "run")
         env["NITRO_CLI_LOGS_PATH"] = os.path.join(tmp, "log")
+        # PCR3/PCR4 inputs: not this host's /etc/cloister/parent.conf or environment
+        env["CLOISTER_PARENT_CONF"] = os.path.join(tmp, "no-parent.conf")
+        env.pop("CLOISTER_PARENT_ROLE", None)
+        env.pop("CLOISTER_PARENT_ID", None)
         eif = os.path.join(tmp, "image.eif")
         with open(eif, "wb") as f:
             f.truncate(20 << 20)  # 20 MiB: nitro-cli wants at least 4 x 20 = 80 MiB
@@ -70,6 +100,7 @@ def main():
                os.path.join(tmp, "missing.eif"), "--memory", "128", "--cpu-count", "1")
         expect(env, 19, "run-enclave without a pool names the fix", "run-enclave", "--eif-path", eif,
                "--memory", "128", "--cpu-count", "1", stderr_has="cloister allocator")
+        check_parent_identity(env, eif, tmp)
 
         # terminate-enclave / console / describe-enclaves flags
         expect(env, 1, "terminate-enclave without a target", "terminate-enclave")

@@ -57,7 +57,8 @@ static void redirect_stdio(void)
 
 /* Fork the detached enclave process (setsid + double fork, as nitro-cli daemonizes). Returns
  * the read end of its report pipe, or -1 with errno. */
-static int spawn_enclave_process(const struct run_args *a, uint64_t eif_size)
+static int spawn_enclave_process(const struct run_args *a, const struct parent_identity *parent,
+                                 uint64_t eif_size)
 {
 	int pfd[2], status;
 	pid_t child;
@@ -86,7 +87,7 @@ static int spawn_enclave_process(const struct run_args *a, uint64_t eif_size)
 		if (chdir("/") < 0)
 			_exit(E_DAEMONIZE);
 		redirect_stdio();
-		_exit(enclave_process_main(a, eif_size, pfd[1]));
+		_exit(enclave_process_main(a, parent, eif_size, pfd[1]));
 	}
 	close(pfd[1]);
 	while (waitpid(child, &status, 0) < 0 && errno == EINTR)
@@ -169,6 +170,7 @@ static int print_started(const struct started *st)
 int cmd_run_enclave(int argc, char **argv)
 {
 	struct run_args a;
+	struct parent_identity parent;
 	struct cl_diag d = { "" };
 	struct started st;
 	struct pool *p = NULL;
@@ -192,6 +194,11 @@ int cmd_run_enclave(int argc, char **argv)
 	snprintf(a.eif_path, sizeof(a.eif_path), "%s", real);
 	if (ne_mem_check_request(a.memory_mib, (uint64_t)sb.st_size, NULL, &d))
 		return cli_fail(E_INSUFFICIENT_MEMORY_REQUESTED, "%s", d.msg);
+	/* PCR3/PCR4 inputs (docs/attestation.md): a bad setting fails here, before any
+	 * resource is taken, rather than in the detached enclave process. */
+	rc = parent_identity_load(NULL, NULL, &parent, &d);
+	if (rc)
+		return cli_fail((enum cli_error)rc, "%s", d.msg);
 
 	/* Without a pool nothing can start; say how to make one (docs/resources.md). */
 	rc = pool_open(NULL, NULL, &p, &d);
@@ -207,7 +214,7 @@ int cmd_run_enclave(int argc, char **argv)
 		                pool_default_state_dir(), d.msg);
 
 	fprintf(stderr, "Start allocating memory...\n");
-	fd = spawn_enclave_process(&a, (uint64_t)sb.st_size);
+	fd = spawn_enclave_process(&a, &parent, (uint64_t)sb.st_size);
 	if (fd < 0)
 		return cli_fail(E_PROCESS_SPAWN, "cannot start the enclave process: %s",
 		                strerror(errno));
