@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """nitro-cli compatible lifecycle commands without KVM: argument errors give nitro-cli's
 [ Exx ] codes and exit statuses, an empty host describes as [], stale sockets are cleaned,
-run-enclave without a pool names the fix, run-enclave reads the PCR3/PCR4 inputs before
-anything else. Runs the `nitro-cli` symlink next to the build's `cloister`. Prints TAP. (The
-lifecycle with real enclaves: tests/e2e/test_35_lifecycle.sh.)"""
+run-enclave without a pool names the fix, every subcommand answers --help, run-enclave reads
+the PCR3/PCR4 inputs before anything else. Runs the `nitro-cli` symlink next to the build's
+`cloister`. Prints TAP. (The lifecycle with real enclaves: tests/e2e/test_35_lifecycle.sh.)"""
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -29,6 +30,48 @@ def expect(env, code, name, *args, stderr_has=None):
     if stderr_has is not None:
         ok = ok and stderr_has in r.stderr
     check(f"{name}: E{code:02d}", ok, f"exit {r.returncode}: {r.stderr[:300]}")
+
+
+# Each subcommand's --help must exit 0 and name these flags (nitro-cli's clap prints help for
+# every subcommand; scripts and people rely on it). A subcommand `cloister --help` lists but this
+# table lacks fails too, so new ones get a line here.
+HELP_FLAGS = {
+    "build-enclave": ["--docker-uri", "--output-file", "--signing-certificate", "--private-key"],
+    "build-eif": ["--kernel", "--cmdline", "--ramdisk", "--output"],
+    "describe-eif": ["--eif-path"],
+    "pcr": ["--input", "--signing-certificate"],
+    "sign-eif": ["--eif-path", "--signing-certificate", "--private-key"],
+    "parent-instance": ["check", "run", "--device"],
+    "vsock-forward": ["--enclave-id", "--uds", "--tcp-listen", "--vsock-port", "--vsock-listen",
+                      "--tcp-connect"],
+    "blobs": ["--kernel-dir", "--output"],
+    "allocator": ["--config", "--release", "--dry-run"],
+    "run-enclave": ["--eif-path", "--memory", "--cpu-count", "--cpu-ids", "--enclave-cid",
+                    "--enclave-name", "--debug-mode", "--attach-console", "--config"],
+    "describe-enclaves": ["--metadata"],
+    "terminate-enclave": ["--enclave-id", "--enclave-name", "--all"],
+    "console": ["--enclave-id", "--enclave-name", "--disconnect-timeout"],
+    "explain": ["--error-code"],
+    "ca": ["init", "show", "--dir"],
+    "verify-attestation": ["--document", "--root", "--pcr", "--nonce"],
+}
+
+
+def check_help(env):
+    r = subprocess.run([CLOISTER, "--help"], capture_output=True, text=True, env=env, timeout=60)
+    listed = re.findall(r"^  ([a-z][a-z-]+) ", r.stdout, re.M)
+    check("cloister --help lists the subcommands", r.returncode == 0 and len(listed) >= 10,
+          r.stdout + r.stderr)
+    for cmd in listed:
+        check(f"{cmd} is in this test's --help table", cmd in HELP_FLAGS, "add it to HELP_FLAGS")
+    for cmd, flags in HELP_FLAGS.items():
+        for prog in (CLOISTER, NITRO):
+            r = subprocess.run([prog, cmd, "--help"], capture_output=True, text=True, env=env,
+                               timeout=60)
+            missing = [f for f in flags if f not in r.stdout]
+            check(f"{os.path.basename(prog)} {cmd} --help: status 0, names its flags",
+                  r.returncode == 0 and not missing,
+                  f"exit {r.returncode}, missing {missing}: {(r.stdout + r.stderr)[:300]}")
 
 
 def check_parent_identity(env, eif, tmp):
@@ -76,6 +119,8 @@ def main():
         r = nitro(env, "describe-enclaves")
         check("describe-enclaves with nothing running prints []", r.returncode == 0 and r.stdout == "[]\n",
               repr(r.stdout) + r.stderr)
+
+        check_help(env)
 
         # run-enclave flag rules (nitro-compat §2.1, §2.4, §2.7)
         expect(env, 1, "run-enclave without --eif-path", "run-enclave", "--memory", "128", "--cpu-count", "1")

@@ -21,6 +21,33 @@
 #include "cli/nitro/enclave.h"
 #include "lib/util/json.h"
 
+static void usage(FILE *out)
+{
+	fprintf(out,
+	        "Usage: cloister run-enclave --eif-path FILE --memory MiB\n"
+	        "         (--cpu-count N | --cpu-ids ID [ID...]) [--enclave-cid CID]\n"
+	        "         [--enclave-name NAME] [--debug-mode] [--attach-console]\n"
+	        "       cloister run-enclave --config FILE.json [--attach-console]\n"
+	        "\n"
+	        "Start an enclave from an EIF, as nitro-cli does; prints it as JSON once it "
+	        "booted.\n"
+	        "  --eif-path FILE     the enclave image\n"
+	        "  --memory MiB        memory, >= 4 x the EIF size (512, 512M, 2G, 1T)\n"
+	        "  --cpu-count N       N CPUs from the pool\n"
+	        "  --cpu-ids ID...     these pool CPUs\n"
+	        "  --enclave-cid CID   the vsock CID (default: the lowest free one >= 16)\n"
+	        "  --enclave-name NAME default: the EIF file name without .eif\n"
+	        "  --debug-mode        keep the console (cloister console); PCR0-2 read as zeros\n"
+	        "  --attach-console    debug mode, then stream the console\n"
+	        "  --config FILE.json  the same settings as JSON (eif_path, memory_mib, cpu_count\n"
+	        "                      or cpu_ids, enclave_cid, debug_mode, enclave_name)\n"
+	        "\n"
+	        "PCR3/PCR4 (the parent's IAM role ARN and instance id) come from\n"
+	        "$CLOISTER_PARENT_ROLE and $CLOISTER_PARENT_ID, else /etc/cloister/parent.conf\n"
+	        "($CLOISTER_PARENT_CONF); PCR4 defaults to an EC2 instance id in\n"
+	        "board_asset_tag (docs/attestation.md). Needs a pool: cloister allocator.\n");
+}
+
 struct started {
 	long pid;
 	uint64_t cid, mib;
@@ -185,6 +212,10 @@ int cmd_run_enclave(int argc, char **argv)
 	rc = run_args_parse(argc, argv, &a, &d);
 	if (rc)
 		return cli_fail((enum cli_error)rc, "%s", d.msg);
+	if (a.help) {
+		usage(stdout);
+		return 0;
+	}
 	if (a.cid_given_zero)
 		fprintf(stderr, "The enclave CID will be auto-generated, as the provided CID "
 		                "is 0\n");
