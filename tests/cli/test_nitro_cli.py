@@ -1,15 +1,19 @@
 #!/usr/bin/env python3
 """nitro-cli compatible lifecycle commands without KVM: argument errors give nitro-cli's
 [ Exx ] codes and exit statuses, an empty host describes as [], stale sockets are cleaned,
-run-enclave without a pool names the fix, every subcommand answers --help, run-enclave reads
-the PCR3/PCR4 inputs before anything else. Runs the `nitro-cli` symlink next to the build's
-`cloister`. Prints TAP. (The lifecycle with real enclaves: tests/e2e/test_35_lifecycle.sh.)"""
+run-enclave without a pool names the fix, every subcommand answers --help, describe-enclaves
+and terminate-enclave print nitro-cli's JSON (against fake enclave processes that answer the
+control socket), run-enclave reads the PCR3/PCR4 inputs before anything else. Runs the
+`nitro-cli` symlink next to the build's `cloister`. Prints TAP. (The lifecycle with real
+enclaves: tests/e2e/test_35_lifecycle.sh.)"""
+import json
 import os
 import re
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 
 CLOISTER = os.environ.get("CLOISTER", os.path.join(os.path.dirname(__file__), "../../build/src/cli/cloister"))
 NITRO = os.path.join(os.path.dirname(os.path.abspath(CLOISTER)), "nitro-cli")
@@ -72,6 +76,134 @@ def check_help(env):
             check(f"{os.path.basename(prog)} {cmd} --help: status 0, names its flags",
                   r.returncode == 0 and not missing,
                   f"exit {r.returncode}, missing {missing}: {(r.stdout + r.stderr)[:300]}")
+
+
+class FakeEnclaveProcess:
+    """Answers an enclave process's control socket (protocol in src/cli/nitro/enclave.h) so
+    describe-enclaves and terminate-enclave print real output without KVM."""
+
+    def __init__(self, sockets_dir, slot, record, metadata=b""):
+        self.path = os.path.join(sockets_dir, f"{slot:x}.sock")
+        self.reply = "".join(f"{k} {v}\n" for k, v in record).encode() + b"\n" + metadata
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(self.path)
+        self.sock.listen(8)
+        self.sock.settimeout(0.2)
+        self.done = False
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        while not self.done:
+            try:
+                conn, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(5)
+                req = b""
+                while not req.endswith(b"\n"):
+                    chunk = conn.recv(1)
+                    if not chunk:
+                        break
+                    req += chunk
+                if req == b"describe\n":
+                    conn.sendall(self.reply)
+                elif req == b"terminate\n":
+                    conn.sendall(b"terminating\n")
+                    self.stop()
+                    conn.sendall(b"terminated\n")
+
+    def stop(self):
+        if not self.done:
+            self.done = True
+            self.sock.close()
+            if os.path.exists(self.path):
+                os.unlink(self.path)
+
+
+def ordered(text):
+    """The JSON document with every object as a list of (key, value) pairs, in output order."""
+    return json.loads(text, object_pairs_hook=list)
+
+
+def keys(pairs):
+    return [k for k, _ in pairs]
+
+
+def check_json_outputs(env):
+    pcr = ["%02x" % i * 48 for i in (1, 2, 3, 8)]
+    sockets = env["NITRO_CLI_SOCKETS_PATH"]
+    os.makedirs(sockets, exist_ok=True)
+    first = FakeEnclaveProcess(sockets, 0x2a, [
+        ("id", "i-0123456789abcdef0-enc2a"), ("pid", os.getpid()), ("cid", 18), ("mib", 512),
+        ("cpus", "1,3"), ("state", "RUNNING"), ("flags", "NONE"), ("pcr0", pcr[0]),
+        ("pcr1", pcr[1]), ("pcr2", pcr[2]), ("pcr8", pcr[3]), ("name", "signed")],
+        metadata=json.dumps({
+            "ImageName": "app", "ImageVersion": "1.0",
+            "BuildMetadata": {"BuildTime": "2025-01-01T00:00:00+00:00", "BuildTool": "cloister",
+                              "BuildToolVersion": "0.1.0", "OperatingSystem": "Linux",
+                              "KernelVersion": "6.1"},
+            "DockerInfo": None, "CustomMetadata": {"team": "x"}}).encode())
+    second = FakeEnclaveProcess(sockets, 0x1b, [
+        ("id", "i-0123456789abcdef0-enc1b"), ("pid", os.getpid()), ("cid", 16), ("mib", 128),
+        ("cpus", "2"), ("state", "TERMINATING"), ("flags", "DEBUG_MODE"), ("pcr0", pcr[0]),
+        ("pcr1", pcr[1]), ("pcr2", pcr[2]), ("name", "debug")],
+        # an EIF whose metadata lacks BuildMetadata: listed without the metadata keys
+        metadata=b'{"ImageName": "partial", "ImageVersion": "0"}')
+    try:
+        enclave_keys = ["EnclaveName", "EnclaveID", "ProcessID", "EnclaveCID", "NumberOfCPUs",
+                        "CPUIDs", "MemoryMiB", "State", "Flags", "Measurements"]
+        r = nitro(env, "describe-enclaves")
+        doc = ordered(r.stdout) if r.returncode == 0 else None
+        check("describe-enclaves lists fake enclave processes, by CID",
+              doc and [dict(e)["EnclaveCID"] for e in doc] == [16, 18], r.stdout + r.stderr)
+        if doc:
+            check("describe-enclaves: nitro-cli's key order (nitro-compat §2.2)",
+                  all(keys(e) == enclave_keys for e in doc), [keys(e) for e in doc])
+            check("describe-enclaves: Measurements key order, PCR8 only when signed",
+                  keys(dict(doc[1])["Measurements"]) == ["HashAlgorithm", "PCR0", "PCR1", "PCR2",
+                                                         "PCR8"]
+                  and keys(dict(doc[0])["Measurements"]) == ["HashAlgorithm", "PCR0", "PCR1",
+                                                             "PCR2"],
+                  [keys(dict(e)["Measurements"]) for e in doc])
+            check("describe-enclaves: values as described",
+                  dict(doc[1])["CPUIDs"] == [1, 3] and dict(doc[1])["NumberOfCPUs"] == 2
+                  and dict(doc[0])["State"] == "TERMINATING"
+                  and dict(doc[0])["Flags"] == "DEBUG_MODE", r.stdout)
+            check("describe-enclaves: serde's pretty print (2-space indent)",
+                  r.stdout == json.dumps(json.loads(r.stdout), indent=2) + "\n", r.stdout)
+        r = nitro(env, "describe-enclaves", "--metadata")
+        doc = ordered(r.stdout) if r.returncode == 0 else None
+        check("describe-enclaves --metadata: ImageName, ImageVersion, Metadata after Measurements",
+              doc and keys(doc[1]) == enclave_keys + ["ImageName", "ImageVersion", "Metadata"],
+              f"exit {r.returncode}: {r.stdout + r.stderr}")
+        check("describe-enclaves --metadata: Metadata in describe-eif's key order",
+              doc and keys(dict(doc[1])["Metadata"]) == [
+                  "BuildTime", "BuildTool", "BuildToolVersion", "OperatingSystem",
+                  "KernelVersion", "DockerInfo", "team"], r.stdout)
+        check("describe-enclaves --metadata: incomplete EIF metadata is left out, not a crash",
+              doc and keys(doc[0]) == enclave_keys, f"exit {r.returncode}: {r.stdout}")
+
+        r = nitro(env, "terminate-enclave", "--enclave-id", "i-0123456789abcdef0-enc2a")
+        check("terminate-enclave: {EnclaveName, EnclaveID, Terminated} in that order",
+              r.returncode == 0 and ordered(r.stdout) == [
+                  ("EnclaveName", "signed"), ("EnclaveID", "i-0123456789abcdef0-enc2a"),
+                  ("Terminated", True)], r.stdout + r.stderr)
+        check("terminate-enclave: nitro-cli's stderr line",
+              "Successfully terminated enclave i-0123456789abcdef0-enc2a." in r.stderr, r.stderr)
+        check("terminate-enclave: serde's pretty print",
+              r.returncode == 0 and r.stdout == json.dumps(json.loads(r.stdout), indent=2) + "\n",
+              r.stdout)
+        r = nitro(env, "describe-enclaves")
+        check("the terminated enclave is gone, the other stays",
+              r.returncode == 0 and [dict(e)["EnclaveID"] for e in ordered(r.stdout)]
+              == ["i-0123456789abcdef0-enc1b"], r.stdout + r.stderr)
+    finally:
+        first.stop()
+        second.stop()
 
 
 def check_parent_identity(env, eif, tmp):
@@ -183,6 +315,8 @@ def main():
         r = nitro(env, "describe-enclaves")
         check("a stale socket is removed and not listed",
               r.returncode == 0 and r.stdout == "[]\n" and not os.path.exists(stale), r.stdout + r.stderr)
+
+        check_json_outputs(env)
 
     print(f"1..{len(results)}")
     for i, (name, ok, detail) in enumerate(results, 1):
