@@ -24,7 +24,8 @@ static void usage(FILE *out)
 	fprintf(out,
 	        "Usage: cloister-monitor --eif PATH --memory MiB (--cpu-ids LIST | --cpu-count N)\n"
 	        "                        [--cid N] [--debug-mode [--console PATH|-]]\n"
-	        "                        [--ready-fd N] [--enclave-id ID [--ca-dir DIR]]\n"
+	        "                        [--ready-fd N] [--enclave-id ID [--ca-dir DIR]\n"
+	        "                        [--parent-role ARN] [--parent-id ID]]\n"
 	        "\n"
 	        "Runs one enclave: a KVM virtual machine booting the EIF's kernel with its vCPUs\n"
 	        "pinned to dedicated host CPUs and its memory in locked hugepages.\n"
@@ -42,6 +43,10 @@ static void usage(FILE *out)
 	        "  --enclave-id ID     give the enclave an NSM (virtio-nsm) with this module id;\n"
 	        "                      its certificate comes from the host CA (--ca-dir DIR,\n"
 	        "                      default $CLOISTER_CA_DIR or /etc/cloister/ca)\n"
+	        "  --parent-role ARN   with --enclave-id: PCR3 = SHA-384(48 zero bytes || ARN),\n"
+	        "                      the parent's IAM role as on Nitro (default: PCR3 zero)\n"
+	        "  --parent-id ID      with --enclave-id: PCR4 = SHA-384(48 zero bytes || ID),\n"
+	        "                      the parent's instance id (default: PCR4 zero)\n"
 	        "  --ready-fd N        write \"ready\\n\" to fd N once the vCPUs run, then close "
 	        "it\n"
 	        "  --vsock-uds PATH    with --cid: the enclave's vsock host socket; the parent\n"
@@ -143,6 +148,8 @@ int main(int argc, char **argv)
 		O_NO_PROBE,
 		O_ENCLAVE_ID,
 		O_CA_DIR,
+		O_PARENT_ROLE,
+		O_PARENT_ID,
 		O_VSOCK_UDS,
 		O_HEARTBEAT,
 		O_BOOTED_FD,
@@ -167,6 +174,8 @@ int main(int argc, char **argv)
 		{ "skip-host-probe", no_argument, NULL, O_NO_PROBE },
 		{ "enclave-id", required_argument, NULL, O_ENCLAVE_ID },
 		{ "ca-dir", required_argument, NULL, O_CA_DIR },
+		{ "parent-role", required_argument, NULL, O_PARENT_ROLE },
+		{ "parent-id", required_argument, NULL, O_PARENT_ID },
 		{ "vsock-uds", required_argument, NULL, O_VSOCK_UDS },
 		{ "heartbeat-timeout", required_argument, NULL, O_HEARTBEAT },
 		{ "booted-fd", required_argument, NULL, O_BOOTED_FD },
@@ -277,6 +286,23 @@ int main(int argc, char **argv)
 		case O_CA_DIR:
 			cfg.ca_dir = optarg;
 			break;
+		case O_PARENT_ROLE:
+		case O_PARENT_ID:
+			/* Checked here, not only by the NSM setup, so a typo is a usage error
+			 * before any memory is taken. */
+			if (!nsm_parent_value_valid(optarg)) {
+				fprintf(stderr,
+				        "cloister-monitor: --%s '%.80s': give 1 to %d printable "
+				        "characters without spaces\n",
+				        opt == O_PARENT_ROLE ? "parent-role" : "parent-id", optarg,
+				        NSM_PARENT_VALUE_MAX);
+				return MONITOR_EXIT_USAGE;
+			}
+			if (opt == O_PARENT_ROLE)
+				cfg.parent_role = optarg;
+			else
+				cfg.parent_id = optarg;
+			break;
 		case O_LOG:
 			if (!strcmp(optarg, "error"))
 				cl_log_set_level(CL_LOG_ERROR);
@@ -323,6 +349,11 @@ int main(int argc, char **argv)
 	if ((cfg.vsock_uds || cfg.heartbeat_timeout_ms || booted_fd >= 0) && !cfg.cid) {
 		fprintf(stderr, "cloister-monitor: --vsock-uds, --heartbeat-timeout and "
 		                "--booted-fd need --cid N: without a CID there is no vsock\n");
+		return MONITOR_EXIT_USAGE;
+	}
+	if ((cfg.parent_role || cfg.parent_id) && !cfg.enclave_id) {
+		fprintf(stderr, "cloister-monitor: --parent-role and --parent-id need --enclave-id "
+		                "ID: they set PCR3/PCR4 of the enclave's NSM\n");
 		return MONITOR_EXIT_USAGE;
 	}
 	if (booted_fd >= 0 && !cfg.heartbeat_timeout_ms) {

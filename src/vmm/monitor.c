@@ -559,6 +559,8 @@ enum vmm_err monitor_create(struct monitor **out, const struct monitor_config *c
 			.ca_dir = cfg->ca_dir,
 			.module_id = cfg->enclave_id,
 			.meas = &m->meas,
+			.parent_role = cfg->parent_role,
+			.parent_id = cfg->parent_id,
 			.debug_mode = cfg->debug_mode,
 		};
 		struct nsm_state *st = NULL;

@@ -49,6 +49,10 @@ struct monitor_config {
 	 * EIF's measurements. EIF boots only. */
 	const char *enclave_id;
 	const char *ca_dir;
+	/* With @enclave_id: the PCR3 (parent IAM role ARN) and PCR4 (parent instance id) inputs,
+	 * each extended once into a zero PCR (nitro-compat §3.4); NULL leaves the PCR zero. */
+	const char *parent_role;
+	const char *parent_id;
 	/* vsock (docs/vsock.md): with a CID the enclave gets a virtio-vsock device; its host
 	 * endpoints live at vsock_uds ("<dir>/<EnclaveID>.vsock"; NULL: no host endpoints). */
 	const char *vsock_uds;

@@ -46,6 +46,27 @@ static void test_minimal_command_line_and_default_name(void **state)
 	assert_false(a.cid_given_zero);
 }
 
+static void test_help_wins_over_missing_arguments(void **state)
+{
+	struct cl_diag d = { "" };
+
+	(void)state;
+	/* alone (which would otherwise be E01), after other options, and as -h */
+	assert_int_equal(parse(&d, "--help", NULL), 0);
+	assert_true(a.help);
+	assert_int_equal(parse(&d, "--eif-path", "x.eif", "--help", NULL), 0);
+	assert_true(a.help);
+	assert_string_equal(a.eif_path, ""); /* nothing else is reported */
+	assert_int_equal(parse(&d, "-h", NULL), 0);
+	assert_true(a.help);
+	/* an error before it still counts, as with nitro-cli's parser */
+	assert_int_equal(parse(&d, "--bogus", "--help", NULL), 3);
+	/* and an ordinary command line does not ask for help */
+	assert_int_equal(
+	        parse(&d, "--eif-path", "x.eif", "--memory", "128", "--cpu-count", "1", NULL), 0);
+	assert_false(a.help);
+}
+
 static void test_memory_suffixes_are_binary_units_of_mib(void **state)
 {
 	static const char *const bad[] = {
@@ -224,6 +245,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_minimal_command_line_and_default_name),
+		cmocka_unit_test(test_help_wins_over_missing_arguments),
 		cmocka_unit_test(test_memory_suffixes_are_binary_units_of_mib),
 		cmocka_unit_test(test_cpu_ids_take_several_values),
 		cmocka_unit_test(test_missing_and_conflicting_arguments),

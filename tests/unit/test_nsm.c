@@ -234,6 +234,35 @@ static void test_nsm_parent_role_sets_pcr3(void **state)
 	nsm_state_free(s);
 }
 
+static void test_nsm_refuses_unusable_parent_values(void **state)
+{
+	static const char *const bad[] = { "", " i-0123456789abcdef0", "i-0123 4567", "i-\t1",
+		                           "caf\xc3\xa9" };
+	struct fx *f = *state;
+	struct nsm_state *s = NULL;
+	struct cl_diag d = { "" };
+	char *longest = malloc(NSM_PARENT_VALUE_MAX + 2);
+
+	assert_non_null(longest);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_false(nsm_parent_value_valid(bad[i]));
+		f->cfg.parent_id = bad[i];
+		assert_int_equal(nsm_state_new(&f->cfg, &s, &d), NSM_ERR_CONFIG);
+		assert_null(s);
+		assert_non_null(strstr(d.msg, "PCR4"));
+	}
+	f->cfg.parent_id = PARENT_ID;
+	memset(longest, 'a', NSM_PARENT_VALUE_MAX + 1);
+	longest[NSM_PARENT_VALUE_MAX + 1] = '\0';
+	f->cfg.parent_role = longest;
+	assert_int_equal(nsm_state_new(&f->cfg, &s, &d), NSM_ERR_CONFIG);
+	assert_non_null(strstr(d.msg, "PCR3"));
+	longest[NSM_PARENT_VALUE_MAX] = '\0'; /* 2048 characters: the longest IAM ARN */
+	assert_int_equal(nsm_state_new(&f->cfg, &s, &d), NSM_OK);
+	nsm_state_free(s);
+	free(longest);
+}
+
 static void extend_req(struct hb *h, uint64_t idx, const void *data, size_t len, bool data_first)
 {
 	h->n = 0;
@@ -785,6 +814,7 @@ int main(void)
 		T(test_nsm_decoder_accepts_any_integer_width),
 		T(test_nsm_launch_pcrs_follow_eif_and_parent),
 		T(test_nsm_parent_role_sets_pcr3),
+		T(test_nsm_refuses_unusable_parent_values),
 		T(test_nsm_extend_pcr_is_sha384_of_old_and_data),
 		T(test_nsm_extend_locked_pcr_is_read_only),
 		T(test_nsm_rejects_out_of_range_and_oversized_indices),

@@ -21,12 +21,33 @@ static const char *meta_string(struct json_object *o, const char *key)
 	return json_object_get_string(v);
 }
 
+static const char *const build_keys[] = { "BuildTime", "BuildTool", "BuildToolVersion",
+	                                  "OperatingSystem", "KernelVersion" };
+
+bool cli_eif_metadata_complete(struct json_object *root)
+{
+	struct json_object *bm = NULL, *custom = NULL;
+
+	if (!json_object_is_type(root, json_type_object) || !meta_string(root, "ImageName") ||
+	    !meta_string(root, "ImageVersion") ||
+	    !json_object_object_get_ex(root, "BuildMetadata", &bm) ||
+	    !json_object_is_type(bm, json_type_object) ||
+	    !json_object_object_get_ex(root, "DockerInfo", NULL))
+		return false;
+	for (size_t i = 0; i < sizeof(build_keys) / sizeof(build_keys[0]); i++)
+		if (!meta_string(bm, build_keys[i]))
+			return false;
+	/* serde flattens CustomMetadata into Metadata: only an object (or null) can be */
+	if (json_object_object_get_ex(root, "CustomMetadata", &custom) && custom &&
+	    !json_object_is_type(custom, json_type_object))
+		return false;
+	return true;
+}
+
 /* The metadata section as nitro-cli's EifIdentityInfo: all string fields present, or fail. */
 static int parse_metadata(const struct eif_image *img, struct json_object **out)
 {
-	static const char *const build_keys[] = { "BuildTime", "BuildTool", "BuildToolVersion",
-		                                  "OperatingSystem", "KernelVersion" };
-	struct json_object *root, *bm = NULL, *custom = NULL;
+	struct json_object *root;
 	struct json_tokener *tok = json_tokener_new();
 
 	*out = NULL;
@@ -44,34 +65,22 @@ static int parse_metadata(const struct eif_image *img, struct json_object **out)
 		        img->metadata);
 	}
 	json_tokener_free(tok);
-	if (!meta_string(root, "ImageName") || !meta_string(root, "ImageVersion") ||
-	    !json_object_object_get_ex(root, "BuildMetadata", &bm) ||
-	    !json_object_is_type(bm, json_type_object) ||
-	    !json_object_object_get_ex(root, "DockerInfo", NULL))
-		goto bad;
-	for (size_t i = 0; i < sizeof(build_keys) / sizeof(build_keys[0]); i++)
-		if (!meta_string(bm, build_keys[i]))
-			goto bad;
-	/* serde flattens CustomMetadata into Metadata: only an object (or null) can be */
-	if (json_object_object_get_ex(root, "CustomMetadata", &custom) && custom &&
-	    !json_object_is_type(custom, json_type_object))
-		goto bad;
+	if (!cli_eif_metadata_complete(root)) {
+		json_object_put(root);
+		return cli_fail(
+		        E_EIF_PARSING,
+		        "Failed to initialize EIF reader: the metadata section (section %d) "
+		        "lacks ImageName, ImageVersion, BuildMetadata{BuildTime, BuildTool, "
+		        "BuildToolVersion, OperatingSystem, KernelVersion} or DockerInfo, or "
+		        "has a non-object CustomMetadata",
+		        img->metadata);
+	}
 	*out = root;
 	return 0;
-bad:
-	json_object_put(root);
-	return cli_fail(E_EIF_PARSING,
-	                "Failed to initialize EIF reader: the metadata section (section %d) lacks "
-	                "ImageName, ImageVersion, BuildMetadata{BuildTime, BuildTool, "
-	                "BuildToolVersion, OperatingSystem, KernelVersion} or DockerInfo, or has a "
-	                "non-object CustomMetadata",
-	                img->metadata);
 }
 
 void cli_eif_json_metadata(struct cl_json *j, struct json_object *root)
 {
-	static const char *const build_keys[] = { "BuildTime", "BuildTool", "BuildToolVersion",
-		                                  "OperatingSystem", "KernelVersion" };
 	struct json_object *bm = NULL, *docker = NULL, *custom = NULL;
 
 	json_object_object_get_ex(root, "BuildMetadata", &bm);

@@ -22,19 +22,17 @@ static void usage(FILE *out)
 	             "  --metadata   add ImageName, ImageVersion and Metadata from the EIF\n");
 }
 
-/* The EIF metadata section as a JSON object with nitro-cli's identity keys, or NULL. */
+/* The EIF metadata section as a JSON object with all of nitro-cli's identity fields, or NULL
+ * (then the enclave is listed without them). Anything less would make cli_eif_json_metadata
+ * write a missing field: the metadata comes from whatever EIF was run. */
 static struct json_object *metadata_object(const struct enclave_info *e)
 {
-	struct json_object *root, *v = NULL;
+	struct json_object *root;
 
 	if (!e->metadata)
 		return NULL;
 	root = json_tokener_parse(e->metadata);
-	if (!root || !json_object_is_type(root, json_type_object) ||
-	    !json_object_object_get_ex(root, "ImageName", &v) ||
-	    !json_object_is_type(v, json_type_string) ||
-	    !json_object_object_get_ex(root, "ImageVersion", &v) ||
-	    !json_object_is_type(v, json_type_string)) {
+	if (!root || !cli_eif_metadata_complete(root)) {
 		json_object_put(root);
 		return NULL;
 	}

@@ -26,6 +26,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "cli/nitro/parent_identity.h"
 #include "cli/nitro/run_args.h"
 #include "cloister/eif.h"
 #include "lib/ne/ne.h"
@@ -42,11 +43,13 @@ void enclave_socket_path(const char *state_dir, uint64_t slot_uid, char *out, si
 /*
  * The enclave process's whole life (runs in the double-forked, setsid'd child of run-enclave):
  * prepares the resources through ne_launch_prepare(), runs the VM, answers the control socket,
- * gives everything back. Progress goes to @report_fd as lines: "started <pid> <cid> <mib>
- * <cpu,…> <EnclaveID> <name>", "booted", or "error <code> <message>". Returns the process exit
- * status.
+ * gives everything back. @parent holds the PCR3/PCR4 inputs (run-enclave loads them before it
+ * forks, so a bad configuration fails before any resource is taken). Progress goes to
+ * @report_fd as lines: "started <pid> <cid> <mib> <cpu,…> <EnclaveID> <name>", "booted", or
+ * "error <code> <message>". Returns the process exit status.
  */
-int enclave_process_main(const struct run_args *a, uint64_t eif_size, int report_fd);
+int enclave_process_main(const struct run_args *a, const struct parent_identity *parent,
+                         uint64_t eif_size, int report_fd);
 
 /* What describe returns about one running enclave. */
 struct enclave_info {

@@ -260,7 +260,8 @@ static int vmm_err_to_cli(enum vmm_err err)
 	}
 }
 
-int enclave_process_main(const struct run_args *a, uint64_t eif_size, int report_fd)
+int enclave_process_main(const struct run_args *a, const struct parent_identity *parent,
+                         uint64_t eif_size, int report_fd)
 {
 	struct eproc e;
 	struct ne_launch_req req;
@@ -348,6 +349,10 @@ int enclave_process_main(const struct run_args *a, uint64_t eif_size, int report
 			.debug_mode = a->debug_mode,
 		};
 
+		parent_identity_apply(parent, &nc);
+		cl_info("PCR3 (parent role): %s, from %s; PCR4 (parent instance id): %s, from %s",
+		        parent->role[0] ? parent->role : "zero", parent->role_from,
+		        parent->id[0] ? parent->id : "zero", parent->id_from);
 		if (nsm_enclave_new(&nc, &nsm, &d) != NSM_OK) {
 			snprintf(msg, sizeof(msg), "cannot set up the enclave's NSM device: %s",
 			         d.msg);

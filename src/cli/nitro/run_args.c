@@ -321,6 +321,11 @@ int run_args_parse(int argc, char **argv, struct run_args *out, struct cl_diag *
 		char name[32];
 		size_t nlen = eq ? (size_t)(eq - arg) : strlen(arg);
 
+		if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
+			memset(out, 0, sizeof(*out));
+			out->help = true;
+			return 0;
+		}
 		if (nlen >= sizeof(name) || strncmp(arg, "--", 2)) {
 			cl_diag_set(d, "unexpected argument '%.60s'", arg);
 			return EC_INVALID_ARGUMENT;

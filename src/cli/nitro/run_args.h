@@ -28,6 +28,7 @@ struct run_args {
 	bool debug_mode; /* --debug-mode, or implied by --attach-console */
 	bool attach_console;
 	char name[POOL_NAME_MAX]; /* --enclave-name, else the EIF file name without ".eif" */
+	bool help; /* --help or -h was given: print the usage and nothing else */
 };
 
 /*
@@ -35,7 +36,8 @@ struct run_args {
  * every option except --attach-console; --cpu-ids takes one or more values. Returns 0, or the
  * nitro-cli code: 1 missing argument, 2 conflicting arguments, 3 invalid argument (memory,
  * CID, unknown option), 17 malformed config JSON, 19 config file unreadable, 23 malformed CPU
- * id; @d says which argument and why.
+ * id; @d says which argument and why. --help (or -h) anywhere before an error returns 0 at
+ * once with only out->help set, as nitro-cli's clap does.
  */
 int run_args_parse(int argc, char **argv, struct run_args *out, struct cl_diag *d);
 

@@ -21,6 +21,33 @@
 #include "cli/nitro/enclave.h"
 #include "lib/util/json.h"
 
+static void usage(FILE *out)
+{
+	fprintf(out,
+	        "Usage: cloister run-enclave --eif-path FILE --memory MiB\n"
+	        "         (--cpu-count N | --cpu-ids ID [ID...]) [--enclave-cid CID]\n"
+	        "         [--enclave-name NAME] [--debug-mode] [--attach-console]\n"
+	        "       cloister run-enclave --config FILE.json [--attach-console]\n"
+	        "\n"
+	        "Start an enclave from an EIF, as nitro-cli does; prints it as JSON once it "
+	        "booted.\n"
+	        "  --eif-path FILE     the enclave image\n"
+	        "  --memory MiB        memory, >= 4 x the EIF size (512, 512M, 2G, 1T)\n"
+	        "  --cpu-count N       N CPUs from the pool\n"
+	        "  --cpu-ids ID...     these pool CPUs\n"
+	        "  --enclave-cid CID   the vsock CID (default: the lowest free one >= 16)\n"
+	        "  --enclave-name NAME default: the EIF file name without .eif\n"
+	        "  --debug-mode        keep the console (cloister console); PCR0-2 read as zeros\n"
+	        "  --attach-console    debug mode, then stream the console\n"
+	        "  --config FILE.json  the same settings as JSON (eif_path, memory_mib, cpu_count\n"
+	        "                      or cpu_ids, enclave_cid, debug_mode, enclave_name)\n"
+	        "\n"
+	        "PCR3/PCR4 (the parent's IAM role ARN and instance id) come from\n"
+	        "$CLOISTER_PARENT_ROLE and $CLOISTER_PARENT_ID, else /etc/cloister/parent.conf\n"
+	        "($CLOISTER_PARENT_CONF); PCR4 defaults to an EC2 instance id in\n"
+	        "board_asset_tag (docs/attestation.md). Needs a pool: cloister allocator.\n");
+}
+
 struct started {
 	long pid;
 	uint64_t cid, mib;
@@ -57,7 +84,8 @@ static void redirect_stdio(void)
 
 /* Fork the detached enclave process (setsid + double fork, as nitro-cli daemonizes). Returns
  * the read end of its report pipe, or -1 with errno. */
-static int spawn_enclave_process(const struct run_args *a, uint64_t eif_size)
+static int spawn_enclave_process(const struct run_args *a, const struct parent_identity *parent,
+                                 uint64_t eif_size)
 {
 	int pfd[2], status;
 	pid_t child;
@@ -86,7 +114,7 @@ static int spawn_enclave_process(const struct run_args *a, uint64_t eif_size)
 		if (chdir("/") < 0)
 			_exit(E_DAEMONIZE);
 		redirect_stdio();
-		_exit(enclave_process_main(a, eif_size, pfd[1]));
+		_exit(enclave_process_main(a, parent, eif_size, pfd[1]));
 	}
 	close(pfd[1]);
 	while (waitpid(child, &status, 0) < 0 && errno == EINTR)
@@ -169,6 +197,7 @@ static int print_started(const struct started *st)
 int cmd_run_enclave(int argc, char **argv)
 {
 	struct run_args a;
+	struct parent_identity parent;
 	struct cl_diag d = { "" };
 	struct started st;
 	struct pool *p = NULL;
@@ -183,6 +212,10 @@ int cmd_run_enclave(int argc, char **argv)
 	rc = run_args_parse(argc, argv, &a, &d);
 	if (rc)
 		return cli_fail((enum cli_error)rc, "%s", d.msg);
+	if (a.help) {
+		usage(stdout);
+		return 0;
+	}
 	if (a.cid_given_zero)
 		fprintf(stderr, "The enclave CID will be auto-generated, as the provided CID "
 		                "is 0\n");
@@ -192,6 +225,11 @@ int cmd_run_enclave(int argc, char **argv)
 	snprintf(a.eif_path, sizeof(a.eif_path), "%s", real);
 	if (ne_mem_check_request(a.memory_mib, (uint64_t)sb.st_size, NULL, &d))
 		return cli_fail(E_INSUFFICIENT_MEMORY_REQUESTED, "%s", d.msg);
+	/* PCR3/PCR4 inputs (docs/attestation.md): a bad setting fails here, before any
+	 * resource is taken, rather than in the detached enclave process. */
+	rc = parent_identity_load(NULL, NULL, &parent, &d);
+	if (rc)
+		return cli_fail((enum cli_error)rc, "%s", d.msg);
 
 	/* Without a pool nothing can start; say how to make one (docs/resources.md). */
 	rc = pool_open(NULL, NULL, &p, &d);
@@ -207,7 +245,7 @@ int cmd_run_enclave(int argc, char **argv)
 		                pool_default_state_dir(), d.msg);
 
 	fprintf(stderr, "Start allocating memory...\n");
-	fd = spawn_enclave_process(&a, (uint64_t)sb.st_size);
+	fd = spawn_enclave_process(&a, &parent, (uint64_t)sb.st_size);
 	if (fd < 0)
 		return cli_fail(E_PROCESS_SPAWN, "cannot start the enclave process: %s",
 		                strerror(errno));

@@ -108,6 +108,29 @@ static uint8_t *dup_bytes(const uint8_t *p, size_t n)
 	return c;
 }
 
+bool nsm_parent_value_valid(const char *s)
+{
+	size_t n = 0;
+
+	for (; s[n]; n++)
+		if ((unsigned char)s[n] < 0x21 || (unsigned char)s[n] > 0x7e ||
+		    n >= NSM_PARENT_VALUE_MAX)
+			return false;
+	return n > 0;
+}
+
+/* PCR3/PCR4 input @v (NULL: none) is usable; else @d names it. */
+static bool parent_value_ok(const char *v, int pcr, struct cl_diag *d)
+{
+	if (!v || nsm_parent_value_valid(v))
+		return true;
+	cl_diag_set(d,
+	            "the parent %s '%.80s' (PCR%d input) must be 1..%d printable characters "
+	            "without spaces",
+	            pcr == 3 ? "role ARN" : "instance id", v, pcr, NSM_PARENT_VALUE_MAX);
+	return false;
+}
+
 enum nsm_error nsm_state_new(const struct nsm_config *cfg, struct nsm_state **out,
                              struct cl_diag *d)
 {
@@ -122,6 +145,8 @@ enum nsm_error nsm_state_new(const struct nsm_config *cfg, struct nsm_state **ou
 		            NSM_MODULE_ID_MAX);
 		return NSM_ERR_CONFIG;
 	}
+	if (!parent_value_ok(cfg->parent_role, 3, d) || !parent_value_ok(cfg->parent_id, 4, d))
+		return NSM_ERR_CONFIG;
 	if (!cfg->signing_key || cose_alg_for_key(cfg->signing_key, &alg, NULL) != COSE_OK ||
 	    alg != COSE_ALG_ES384) {
 		cl_diag_set(d, "the NSM signing key must be an EC P-384 private key (documents "

@@ -34,6 +34,7 @@
 #define NSM_ATTEST_FIELD_MAX 1024 /* user_data, nonce, public_key each */
 #define NSM_MODULE_ID_MAX 99 /* what fits NsmDescription.module_id[100] */
 #define NSM_RANDOM_LEN 256 /* bytes per GetRandom, as the AWS NSM and QEMU */
+#define NSM_PARENT_VALUE_MAX 2048 /* PCR3/PCR4 inputs: an IAM ARN is at most 2048 chars */
 #define NSM_VERSION_MAJOR 1
 #define NSM_VERSION_MINOR 0
 #define NSM_VERSION_PATCH 0
@@ -76,7 +77,8 @@ struct nsm_config {
 	bool has_pcr8; /* signed EIF: PCR8 = the signing certificate measurement */
 	uint8_t pcr8[NSM_PCR_LEN];
 	/* PCR3 = SHA384(0^48 ‖ parent_role), PCR4 = SHA384(0^48 ‖ parent_id); NULL leaves the
-	 * PCR zero. The strings are hashed as given, without a terminator. */
+	 * PCR zero (nitro-compat §3.4). The strings are hashed as given, without a terminator,
+	 * and must pass nsm_parent_value_valid(). */
 	const char *parent_role;
 	const char *parent_id;
 	/* Debug mode: PCR0, PCR1 and PCR2 read as zeros everywhere the enclave or a verifier
@@ -96,6 +98,13 @@ struct nsm_config {
 	uint64_t (*clock_ms)(void *opaque);
 	void *clock_opaque;
 };
+
+/*
+ * Whether @s can be a PCR3/PCR4 input: 1..NSM_PARENT_VALUE_MAX bytes of printable ASCII
+ * without spaces, as role ARNs and instance ids are. An empty or padded value would give a
+ * PCR nobody can reproduce from the ARN or id a verifier knows, so it is refused.
+ */
+bool nsm_parent_value_valid(const char *s);
 
 struct nsm_state;
 

@@ -333,6 +333,10 @@ int pool_name_pick(const struct pool_grant *g, size_t n, uint64_t self_slot, con
 /* EnclaveID `<prefix>-enc<slot_uid lowercase hex>`; prefix = board_asset_tag under @sysroot
  * (/sys/devices/virtual/dmi/id/board_asset_tag, whitespace removed) or i-0000000000000000. */
 void pool_enclave_id(const char *sysroot, uint64_t slot_uid, char out[POOL_ID_MAX]);
+/* Just the prefix (on EC2 the parent's instance id; run-enclave's default PCR4 input), at most
+ * POOL_ID_PREFIX_MAX - 1 bytes. */
+#define POOL_ID_PREFIX_MAX 64
+void pool_enclave_id_prefix(const char *sysroot, char out[POOL_ID_PREFIX_MAX]);
 /* Slot uid from an EnclaveID (the hex after the last "-enc"). POOL_ERR_NOT_FOUND if malformed. */
 int pool_enclave_id_parse(const char *id, uint64_t *slot_uid);
 

@@ -744,9 +744,9 @@ int pool_name_pick(const struct pool_grant *g, size_t n, uint64_t self_slot, con
 	return POOL_ERR_NAME;
 }
 
-void pool_enclave_id(const char *sysroot, uint64_t slot_uid, char out[POOL_ID_MAX])
+void pool_enclave_id_prefix(const char *sysroot, char out[POOL_ID_PREFIX_MAX])
 {
-	char path[PATH_MAX], raw[64], tag[64];
+	char path[PATH_MAX], raw[POOL_ID_PREFIX_MAX], tag[POOL_ID_PREFIX_MAX];
 	size_t t = 0;
 	long n;
 
@@ -762,7 +762,15 @@ void pool_enclave_id(const char *sysroot, uint64_t slot_uid, char out[POOL_ID_MA
 		tag[t++] = (char)c;
 	}
 	tag[t] = '\0';
-	snprintf(out, POOL_ID_MAX, "%s-enc%" PRIx64, t ? tag : "i-0000000000000000", slot_uid);
+	snprintf(out, POOL_ID_PREFIX_MAX, "%s", t ? tag : "i-0000000000000000");
+}
+
+void pool_enclave_id(const char *sysroot, uint64_t slot_uid, char out[POOL_ID_MAX])
+{
+	char prefix[POOL_ID_PREFIX_MAX];
+
+	pool_enclave_id_prefix(sysroot, prefix);
+	snprintf(out, POOL_ID_MAX, "%s-enc%" PRIx64, prefix, slot_uid);
 }
 
 int pool_enclave_id_parse(const char *id, uint64_t *slot_uid)
