@@ -50,6 +50,12 @@ def pcr(*paths_or_bytes):
 
 def main():
     with tempfile.TemporaryDirectory(prefix="cloister-eif-large-") as d:
+        st = os.statvfs(d)
+        if st.f_bavail * st.f_frsize < RAMDISK_SIZE + GIB:
+            # The EIF itself is written for real (2 GiB); say so rather than fail on a full disk.
+            print("1..1")
+            print(f"ok 1 # SKIP {d} has less than 3 GiB free for the 2 GiB EIF")
+            return 0
         kernel = os.path.join(d, "bzImage")
         ramdisk = os.path.join(d, "big.cpio")
         small = os.path.join(d, "small.cpio")
