@@ -21,7 +21,12 @@ ensure_hugepages 512
 cid=16
 vs=$work/vsock
 rm -rf "$vs" && mkdir -p "$vs"
-uds=$vs/enclave.vsock
+# The sockets live on a local filesystem: inside the parent instance the work tree is a 9p
+# share, and Unix sockets on a network filesystem are nothing a user would rely on (the default
+# is /run/cloister). The logs stay in $vs, where a failed run can still be read.
+sockdir=$(mktemp -d /tmp/cloister-e2e-vsock.XXXXXX)
+trap 'rm -rf "$sockdir"' EXIT
+uds=$sockdir/enclave.vsock
 
 # start_enclave CMDLINE: the monitor in the background; sets $mon_pid. Heartbeat expected.
 start_enclave() {
