@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -758,6 +759,58 @@ static void test_memory_request_must_be_four_times_eif(void **state)
 	assert_int_equal(ne_mem_check_request(1, UINT64_MAX, NULL, NULL), -EINVAL);
 }
 
+/* nitro-compat §2.5, written out here independently of launch.c: each term is a whole number
+ * of 90 s units, ceil(eif / 6 GiB) and ceil(memory / 100 GiB). */
+static uint64_t expected_heartbeat_ms(uint64_t eif, uint64_t mem)
+{
+	uint64_t a = eif / (6 * GiB), b = mem / (100 * GiB);
+
+	if (eif % (6 * GiB))
+		a++;
+	if (mem % (100 * GiB))
+		b++;
+	return (a + b) * 90 * 1000;
+}
+
+static void test_heartbeat_timeout_follows_nitro_cli_formula(void **state)
+{
+	static const uint64_t eifs[] = { 1,           31 * MiB, 6 * GiB - 1,  6 * GiB,
+		                         6 * GiB + 1, 12 * GiB, 12 * GiB + 1, 60 * GiB };
+	static const uint64_t mems[] = { 64 * MiB,  100 * GiB - 1, 100 * GiB, 100 * GiB + 1,
+		                         200 * GiB, 200 * GiB + 1, 1024 * GiB };
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(eifs) / sizeof(eifs[0]); i++)
+		for (size_t j = 0; j < sizeof(mems) / sizeof(mems[0]); j++)
+			assert_int_equal(ne_heartbeat_timeout_ms(eifs[i], mems[j]),
+			                 expected_heartbeat_ms(eifs[i], mems[j]));
+	/* The boundaries, spelled out: an exact multiple stays, one byte more is one more unit. */
+	assert_int_equal(ne_heartbeat_timeout_ms(1, 1), 180000); /* nitro-cli's minimum */
+	assert_int_equal(ne_heartbeat_timeout_ms(6 * GiB, 100 * GiB), 180000);
+	assert_int_equal(ne_heartbeat_timeout_ms(6 * GiB + 1, 100 * GiB), 270000);
+	assert_int_equal(ne_heartbeat_timeout_ms(6 * GiB, 100 * GiB + 1), 270000);
+	assert_int_equal(ne_heartbeat_timeout_ms(6 * GiB + 1, 100 * GiB + 1), 360000);
+}
+
+static void test_heartbeat_timeout_never_zero_and_never_wraps(void **state)
+{
+	(void)state;
+	/* 0 would switch the heartbeat off in the monitor: a zero input counts as one unit. */
+	assert_int_equal(ne_heartbeat_timeout_ms(0, 0), 180000);
+	assert_int_equal(ne_heartbeat_timeout_ms(0, 64 * MiB), 180000);
+	assert_int_equal(ne_heartbeat_timeout_ms(31 * MiB, 0), 180000);
+	/* The largest sum that fits a poll() timeout is exact; past it, INT_MAX, not a wrap. With
+	 * memory at 1 unit, INT_MAX / 90000 = 23860 units leaves 23859 for the EIF. */
+	assert_int_equal(ne_heartbeat_timeout_ms(23859 * 6 * GiB, 1), 23860ULL * 90000);
+	assert_true(23860ULL * 90000 <= INT_MAX && 23861ULL * 90000 > INT_MAX);
+	assert_int_equal(ne_heartbeat_timeout_ms(23860 * 6 * GiB, 1), INT_MAX);
+	assert_int_equal(ne_heartbeat_timeout_ms(UINT64_MAX, 1), INT_MAX);
+	assert_int_equal(ne_heartbeat_timeout_ms(1, UINT64_MAX), INT_MAX);
+	assert_int_equal(ne_heartbeat_timeout_ms(UINT64_MAX, UINT64_MAX), INT_MAX);
+	/* where v + step - 1 would wrap to a small number */
+	assert_int_equal(ne_heartbeat_timeout_ms(UINT64_MAX - 6 * GiB + 2, 1), INT_MAX);
+}
+
 /* ---- ne_launch_prepare: run-enclave's sequence ---- */
 
 static struct ne_launch_req launch_req(struct fixture *f, struct fake_mapper *fm,
@@ -988,6 +1041,8 @@ int main(void)
 		cmocka_unit_test(test_alloc_shortfall_unmaps_everything),
 		cmocka_unit_test(test_mem_write_spans_regions_in_order),
 		cmocka_unit_test(test_memory_request_must_be_four_times_eif),
+		cmocka_unit_test(test_heartbeat_timeout_follows_nitro_cli_formula),
+		cmocka_unit_test(test_heartbeat_timeout_never_zero_and_never_wraps),
 		cmocka_unit_test(test_host_page_info_sees_ordinary_memory_as_not_hugetlb),
 		cmocka_unit_test(test_host_page_info_sees_hugetlb_memory_when_available),
 		cmocka_unit_test(test_real_alloc_is_contiguous_and_zeroed_on_reuse_when_available),

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/un.h>
@@ -80,14 +81,14 @@ static void fixture_free(struct fixture *f)
 	free(f);
 }
 
-/* A packet from the guest, built by hand as the Linux driver lays it out. */
-static void guest_send(struct fixture *f, uint16_t op, uint32_t src_port, uint32_t dst_port,
-                       uint32_t flags, const void *data, uint32_t len, uint32_t buf_alloc,
-                       uint32_t fwd_cnt)
+/* A packet from the guest to @dst_cid, built by hand as the Linux driver lays it out. */
+static void guest_send_to(struct fixture *f, uint64_t dst_cid, uint16_t op, uint32_t src_port,
+                          uint32_t dst_port, uint32_t flags, const void *data, uint32_t len,
+                          uint32_t buf_alloc, uint32_t fwd_cnt)
 {
 	struct vsock_hdr h = {
 		.src_cid = GUEST_CID,
-		.dst_cid = VSOCK_PARENT_CID,
+		.dst_cid = dst_cid,
 		.src_port = src_port,
 		.dst_port = dst_port,
 		.len = len,
@@ -102,6 +103,15 @@ static void guest_send(struct fixture *f, uint16_t op, uint32_t src_port, uint32
 	if (len)
 		memcpy(f->pkt + VSOCK_HDR_LEN, data, len);
 	vsock_engine_guest_tx(f->e, f->pkt, VSOCK_HDR_LEN + len);
+}
+
+/* The same, to the parent's own CID 3. */
+static void guest_send(struct fixture *f, uint16_t op, uint32_t src_port, uint32_t dst_port,
+                       uint32_t flags, const void *data, uint32_t len, uint32_t buf_alloc,
+                       uint32_t fwd_cnt)
+{
+	guest_send_to(f, VSOCK_PARENT_CID, op, src_port, dst_port, flags, data, len, buf_alloc,
+	              fwd_cnt);
 }
 
 /* The next packet for the guest, after letting the engine look at host sockets. */
@@ -687,6 +697,235 @@ static void test_vsock_peer_vanishing_resets_only_its_connection(void **state)
 	fixture_free(f);
 }
 
+/* CID 2 is accepted as another name for the parent (docs/vsock.md). Every reply must carry the
+ * CID the guest addressed: Linux matches an incoming packet to a connected socket by its source
+ * (cid, port) against the socket's remote address, so a reply from CID 3 to a socket connected
+ * to CID 2 would find no socket and be answered with a reset by the guest. */
+static void test_vsock_cid2_alias_reaches_parent_port_and_replies_as_cid2(void **state)
+{
+	struct fixture *f = fixture_new(0, 0);
+	const uint64_t alias = VSOCK_HOST_CID_ALIAS;
+	char path[160], got[8] = { 0 };
+	struct vsock_hdr h;
+	int lfd, peer;
+
+	(void)state;
+	assert_int_equal(alias, 2);
+	snprintf(path, sizeof(path), "%s_5004", f->uds);
+	lfd = listen_at(path);
+	guest_send_to(f, alias, VSOCK_OP_REQUEST, 2200, 5004, 0, NULL, 0, 65536, 0);
+	assert_true(guest_recv(f, &h));
+	assert_int_equal(h.op, VSOCK_OP_RESPONSE);
+	assert_int_equal(h.src_cid, 2);
+	assert_int_equal(h.dst_cid, GUEST_CID);
+	assert_int_equal(h.src_port, 5004);
+	assert_int_equal(h.dst_port, 2200);
+	peer = with_timeout(accept(lfd, NULL, NULL)); /* the same <uds>_5004 as for CID 3 */
+
+	guest_send_to(f, alias, VSOCK_OP_RW, 2200, 5004, 0, "ping", 4, 65536, 0);
+	assert_int_equal(read(peer, got, sizeof(got)), 4);
+	assert_string_equal(got, "ping");
+	assert_int_equal(write(peer, "pong", 4), 4);
+	assert_true(guest_recv(f, &h));
+	assert_int_equal(h.op, VSOCK_OP_RW);
+	assert_int_equal(h.src_cid, 2);
+	assert_int_equal(h.src_port, 5004);
+	assert_int_equal(h.dst_port, 2200);
+	assert_memory_equal(f->pkt + VSOCK_HDR_LEN, "pong", 4);
+
+	/* Control packets too: the host's end of stream, and the reset that ends the stream. */
+	close(peer);
+	assert_true(guest_recv(f, &h));
+	assert_int_equal(h.op, VSOCK_OP_SHUTDOWN);
+	assert_int_equal(h.src_cid, 2);
+	guest_send_to(f, alias, VSOCK_OP_SHUTDOWN, 2200, 5004,
+	              VSOCK_SHUTDOWN_RCV | VSOCK_SHUTDOWN_SEND, NULL, 0, 65536, 4);
+	assert_true(guest_recv(f, &h));
+	assert_int_equal(h.op, VSOCK_OP_RST);
+	assert_int_equal(h.src_cid, 2);
+	assert_int_equal(vsock_engine_conn_count(f->e), 0);
+
+	/* A closed port addressed as CID 2 is refused from CID 2. */
+	guest_send_to(f, alias, VSOCK_OP_REQUEST, 2201, 5999, 0, NULL, 0, 65536, 0);
+	assert_true(guest_recv(f, &h));
+	assert_int_equal(h.op, VSOCK_OP_RST);
+	assert_int_equal(h.src_cid, 2);
+	assert_int_equal(h.src_port, 5999);
+	assert_int_equal(h.dst_port, 2201);
+	close(lfd);
+	fixture_free(f);
+}
+
+/* An init that sends its heartbeat to CID 2 boots too, and gets its echo from CID 2. */
+static void test_vsock_heartbeat_via_cid2_alias(void **state)
+{
+	struct fixture *f = fixture_new(0, 0);
+	const uint8_t b7 = VSOCK_HEARTBEAT_BYTE;
+	struct vsock_hdr h;
+
+	(void)state;
+	guest_send_to(f, VSOCK_HOST_CID_ALIAS, VSOCK_OP_REQUEST, 1025, VSOCK_HEARTBEAT_PORT, 0,
+	              NULL, 0, 4096, 0);
+	assert_true(guest_recv(f, &h));
+	assert_int_equal(h.op, VSOCK_OP_RESPONSE);
+	assert_int_equal(h.src_cid, VSOCK_HOST_CID_ALIAS);
+	guest_send_to(f, VSOCK_HOST_CID_ALIAS, VSOCK_OP_RW, 1025, VSOCK_HEARTBEAT_PORT, 0, &b7, 1,
+	              4096, 0);
+	assert_true(guest_recv(f, &h));
+	assert_int_equal(h.op, VSOCK_OP_RW);
+	assert_int_equal(h.src_cid, VSOCK_HOST_CID_ALIAS);
+	assert_int_equal(h.src_port, VSOCK_HEARTBEAT_PORT);
+	assert_int_equal(h.len, 1);
+	assert_int_equal(f->pkt[VSOCK_HDR_LEN], VSOCK_HEARTBEAT_BYTE);
+	assert_int_equal(f->events_ok, 1);
+	assert_int_equal(f->events_bad, 0);
+	fixture_free(f);
+}
+
+/* Bytes queued in the kernel for @fd to read. */
+static uint32_t queued_for(int fd)
+{
+	int n = -1;
+
+	assert_int_equal(ioctl(fd, FIONREAD, &n), 0);
+	assert_true(n >= 0);
+	return (uint32_t)n;
+}
+
+static uint8_t pattern(uint32_t i)
+{
+	return (uint8_t)(i % 251);
+}
+
+/*
+ * Issue 5: a stalled peer cannot stall other connections or grow the monitor. Host peer A never
+ * reads; the guest writes to it as a Linux guest does, up to its credit and learning freed
+ * credit from the engine's headers (and asking with CREDIT_REQUEST once it has none). Once the
+ * kernel socket is full, the engine holds exactly one window (buf_alloc) for A and grants no
+ * more; meanwhile connection B carries data both ways. When A's peer reads again, every byte
+ * arrives in order.
+ */
+static void test_vsock_stalled_host_reader_is_bounded_and_stalls_only_itself(void **state)
+{
+	const uint32_t window = 64 * 1024;
+	struct fixture *f = fixture_new(window, 0);
+	static uint8_t chunk[16384], got[16384];
+	uint32_t sent = 0, fwd = 0, b_got = 0, a_read = 0;
+	char path[160];
+	struct vsock_hdr h;
+	int lfd, a, b, rounds;
+	bool asked = false;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s_5005", f->uds);
+	lfd = listen_at(path);
+	guest_send(f, VSOCK_OP_REQUEST, 2300, 5005, 0, NULL, 0, 65536, 0);
+	assert_true(guest_recv(f, &h));
+	assert_int_equal(h.op, VSOCK_OP_RESPONSE);
+	a = with_timeout(accept(lfd, NULL, NULL));
+	guest_send(f, VSOCK_OP_REQUEST, 2301, 5005, 0, NULL, 0, 65536, 0);
+	assert_true(guest_recv(f, &h));
+	assert_int_equal(h.op, VSOCK_OP_RESPONSE);
+	b = with_timeout(accept(lfd, NULL, NULL));
+
+	for (rounds = 0; rounds < 100000; rounds++) {
+		uint32_t credit = window - (sent - fwd), n = credit;
+		bool moved = false;
+
+		if (n > sizeof(chunk))
+			n = sizeof(chunk);
+		for (uint32_t i = 0; i < n; i++)
+			chunk[i] = pattern(sent + i);
+		if (n) {
+			guest_send(f, VSOCK_OP_RW, 2300, 5005, 0, chunk, n, 65536, 0);
+			sent += n;
+		} else if (!asked) {
+			guest_send(f, VSOCK_OP_CREDIT_REQUEST, 2300, 5005, 0, NULL, 0, 65536, 0);
+			asked = true;
+		}
+		while (guest_recv(f, &h)) {
+			assert_int_equal(h.dst_port, 2300);
+			assert_int_equal(h.op, VSOCK_OP_CREDIT_UPDATE);
+			assert_true(h.buf_alloc == window);
+			if (h.fwd_cnt != fwd)
+				moved = true;
+			fwd = h.fwd_cnt;
+		}
+		if (moved)
+			asked = false;
+		else if (!n && asked)
+			break; /* no credit, and asking brought none: A is stalled */
+	}
+	assert_true(rounds < 100000);
+	/* The engine credited exactly what the kernel took, and holds the rest: one window. */
+	assert_true(sent > window); /* the socket took some before it filled */
+	assert_int_equal(fwd, queued_for(a));
+	assert_int_equal(sent - queued_for(a), window);
+	/* It grants nothing more while A's peer sleeps. */
+	guest_send(f, VSOCK_OP_CREDIT_REQUEST, 2300, 5005, 0, NULL, 0, 65536, 0);
+	assert_true(guest_recv(f, &h));
+	assert_int_equal(h.op, VSOCK_OP_CREDIT_UPDATE);
+	assert_int_equal(h.fwd_cnt, fwd);
+	assert_false(guest_recv(f, &h));
+
+	/* B still carries data both ways, 48 KiB each way, with A stalled throughout. */
+	memset(chunk, 'b', sizeof(chunk));
+	for (int i = 0; i < 3; i++) {
+		uint32_t want = (uint32_t)(i + 1) * (uint32_t)sizeof(chunk);
+
+		guest_send(f, VSOCK_OP_RW, 2301, 5005, 0, chunk, sizeof(chunk), 65536, 0);
+		while (b_got < want) {
+			ssize_t r = read(b, got, sizeof(got));
+
+			assert_true(r > 0);
+			for (ssize_t k = 0; k < r; k++)
+				assert_int_equal(got[k], 'b');
+			b_got += (uint32_t)r;
+		}
+	}
+	assert_int_equal(b_got, 3 * sizeof(chunk));
+	{
+		uint32_t to_guest = 0;
+
+		memset(chunk, 'B', sizeof(chunk));
+		for (int i = 0; i < 3; i++)
+			assert_int_equal(write(b, chunk, sizeof(chunk)), (ssize_t)sizeof(chunk));
+		while (to_guest < 3 * sizeof(chunk) && guest_recv(f, &h)) {
+			assert_int_equal(h.dst_port, 2301);
+			if (h.op != VSOCK_OP_RW)
+				continue;
+			for (uint32_t k = 0; k < h.len; k++)
+				assert_int_equal(f->pkt[VSOCK_HDR_LEN + k], 'B');
+			to_guest += h.len;
+			/* the guest consumes at once and says so */
+			guest_send(f, VSOCK_OP_CREDIT_UPDATE, 2301, 5005, 0, NULL, 0, 65536,
+			           to_guest);
+		}
+		assert_int_equal(to_guest, 3 * sizeof(chunk));
+	}
+	/* A is still held at one window: B's traffic took nothing from it, nor added to it. */
+	assert_int_equal(sent - queued_for(a), window);
+
+	/* A's peer wakes up: every byte the guest sent arrives, in order. */
+	while (a_read < sent) {
+		ssize_t r = read(a, got, sizeof(got));
+
+		assert_true(r > 0);
+		for (ssize_t k = 0; k < r; k++)
+			assert_int_equal(got[k], pattern(a_read + (uint32_t)k));
+		a_read += (uint32_t)r;
+		/* lets the engine flush its buffer on EPOLLOUT; it may still owe B a credit update */
+		while (guest_recv(f, &h))
+			assert_true(h.dst_port == 2300 || h.op == VSOCK_OP_CREDIT_UPDATE);
+	}
+	assert_int_equal(a_read, sent);
+	assert_int_equal(vsock_engine_conn_count(f->e), 2);
+	close(a);
+	close(b);
+	close(lfd);
+	fixture_free(f);
+}
+
 struct relay_args {
 	int a, b, rc;
 };
@@ -786,6 +1025,9 @@ int main(void)
 		cmocka_unit_test(test_vsock_spoofed_source_cid_is_ignored),
 		cmocka_unit_test(test_vsock_connection_limit_holds),
 		cmocka_unit_test(test_vsock_peer_vanishing_resets_only_its_connection),
+		cmocka_unit_test(test_vsock_cid2_alias_reaches_parent_port_and_replies_as_cid2),
+		cmocka_unit_test(test_vsock_heartbeat_via_cid2_alias),
+		cmocka_unit_test(test_vsock_stalled_host_reader_is_bounded_and_stalls_only_itself),
 		cmocka_unit_test(test_vsock_relay_copies_both_ways_and_passes_half_close),
 		cmocka_unit_test(test_vsock_uds_path_convention),
 		cmocka_unit_test(test_vsock_exit_record_matches_cloister_init),

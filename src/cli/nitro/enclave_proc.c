@@ -33,7 +33,6 @@
 #include "vmm/monitor.h"
 
 #define MiB (1ULL << 20)
-#define GiB (1ULL << 30)
 #define MAX_WAITERS 16
 
 const char *enclave_logs_dir(void)
@@ -109,15 +108,6 @@ static void on_booted(void *opaque)
 	report(e, "booted");
 	close(e->report_fd);
 	e->report_fd = -1;
-}
-
-/* nitro-compat §2.5: ceil(eif / 6 GiB) × 90 s + ceil(memory / 100 GiB) × 90 s. */
-static unsigned heartbeat_timeout_ms(uint64_t eif_size, uint64_t mem_bytes)
-{
-	uint64_t a = (eif_size + 6 * GiB - 1) / (6 * GiB);
-	uint64_t b = (mem_bytes + 100 * GiB - 1) / (100 * GiB);
-
-	return (unsigned)((a + b) * 90000);
 }
 
 static void write_describe(struct eproc *e, int fd)
@@ -381,7 +371,7 @@ int enclave_process_main(const struct run_args *a, const struct parent_identity 
 	cfg.cid = (uint32_t)e.launch.cid;
 	cfg.debug_mode = a->debug_mode;
 	cfg.vsock_uds = vsock;
-	cfg.heartbeat_timeout_ms = heartbeat_timeout_ms(eif_size, e.launch.memory_mib * MiB);
+	cfg.heartbeat_timeout_ms = ne_heartbeat_timeout_ms(eif_size, e.launch.memory_mib * MiB);
 	/* The app's exit status reaches this enclave's log, not describe-enclaves (nitro-cli's
 	 * JSON has no such field): docs/vsock.md, "The exit report". */
 	cfg.exit_port = VSOCK_EXIT_PORT;

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -173,4 +174,27 @@ void ne_launch_release(struct ne_launch *l)
 	}
 	ne_release(l->slot);
 	l->slot = NULL;
+}
+
+/* nitro-cli's eif_loader: TIMEOUT_MINUTE_MS is 90 000 ms despite its name. */
+#define HEARTBEAT_UNIT_MS 90000u
+#define HEARTBEAT_EIF_STEP (6ULL << 30)
+#define HEARTBEAT_MEM_STEP (100ULL << 30)
+
+/* ceil(@v / @step), at least 1; no overflow for any @v (no v + step - 1). */
+static uint64_t heartbeat_units(uint64_t v, uint64_t step)
+{
+	uint64_t n = v / step + (v % step != 0);
+
+	return n ? n : 1;
+}
+
+unsigned ne_heartbeat_timeout_ms(uint64_t eif_size, uint64_t mem_bytes)
+{
+	/* Each count is < 2^32 (UINT64_MAX / 6 GiB), so the sum and the product fit in 64 bits. */
+	uint64_t units = heartbeat_units(eif_size, HEARTBEAT_EIF_STEP) +
+	                 heartbeat_units(mem_bytes, HEARTBEAT_MEM_STEP);
+	uint64_t ms = units * HEARTBEAT_UNIT_MS;
+
+	return ms > INT_MAX ? (unsigned)INT_MAX : (unsigned)ms;
 }

@@ -306,4 +306,14 @@ int ne_launch_prepare(struct pool *p, const struct ne_launch_req *req, struct ne
 /* Unmap the memory and release the slot. Safe to call twice. */
 void ne_launch_release(struct ne_launch *l);
 
+/*
+ * How long run-enclave waits for the boot heartbeat (nitro-compat §2.5), in milliseconds:
+ * ceil(@eif_size / 6 GiB) × 90 s + ceil(@mem_bytes / 100 GiB) × 90 s, @mem_bytes being the
+ * memory actually allocated (MemoryMiB, not the request). Each term counts at least once, so the
+ * result is never below nitro-cli's 180 s (and never 0, which the monitor reads as "no
+ * heartbeat"); inputs of 0 cannot come from a real launch. The result saturates at INT_MAX
+ * (about 24.8 days), the longest timeout poll() takes, instead of wrapping for absurd sizes.
+ */
+unsigned ne_heartbeat_timeout_ms(uint64_t eif_size, uint64_t mem_bytes);
+
 #endif
