@@ -4,12 +4,14 @@
  * initramfs (/modules/<name>.ko, in the order of /modules/order if present), sends the Nitro boot heartbeat (unless
  * the kernel command line says e2e_heartbeat=skip), says hello to the parent's port 6000, then
  * serves:
- *   port 5000  echo: every byte back, until the peer's end of stream
+ *   port 5000  echo: every byte back, until the peer's end of stream (one process, poll())
  *   port 5001  control: "quit" powers the enclave off
  * Static, libc only.
  */
+#define _GNU_SOURCE 1 /* accept4 */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <linux/vm_sockets.h>
 #include <signal.h>
 #include <stdio.h>
@@ -113,25 +115,98 @@ static void heartbeat(void)
 	say("heartbeat %s", "ok");
 }
 
-static void echo(int c)
+/* The echo service: one process, one poll() loop over up to ECHO_MAX connections, each
+ * echoed through its own buffer (what was read is written back before the next read, so a
+ * peer that does not read only stalls itself). One process rather than one per connection:
+ * 16 busy forked children made the guest context-switch (and save/restore FPU state) on every
+ * packet, which is load the vsock device under test does not need. */
+#define ECHO_MAX 64
+#define ECHO_BUF 65536
+
+struct echo_conn {
+	int fd;
+	size_t have, sent; /* bytes read into buf, and how many of them are written back */
+	char *buf;
+};
+
+static void echo_close(struct echo_conn *c)
 {
-	static char buf[65536];
+	close(c->fd);
+	free(c->buf);
+	c->fd = -1;
+	c->buf = NULL;
+}
 
+static void echo_serve(int lfd)
+{
+	static struct echo_conn conns[ECHO_MAX];
+	struct pollfd p[ECHO_MAX + 1];
+
+	for (int i = 0; i < ECHO_MAX; i++)
+		conns[i].fd = -1;
 	for (;;) {
-		ssize_t n = read(c, buf, sizeof(buf)), off = 0;
+		int n = 0, slot[ECHO_MAX + 1];
 
-		if (n <= 0)
-			break;
-		while (off < n) {
-			ssize_t w = write(c, buf + off, (size_t)(n - off));
+		p[n] = (struct pollfd){ .fd = lfd, .events = POLLIN };
+		slot[n++] = -1;
+		for (int i = 0; i < ECHO_MAX; i++) {
+			struct echo_conn *c = &conns[i];
 
-			if (w <= 0)
-				_exit(0);
-			off += w;
+			if (c->fd < 0)
+				continue;
+			p[n] = (struct pollfd){ .fd = c->fd,
+				                .events = c->sent < c->have ? POLLOUT : POLLIN };
+			slot[n++] = i;
+		}
+		if (poll(p, (nfds_t)n, -1) < 0)
+			continue;
+		for (int k = 0; k < n; k++) {
+			struct echo_conn *c;
+			ssize_t r;
+
+			if (!p[k].revents)
+				continue;
+			if (slot[k] < 0) {
+				int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+				int i = 0;
+
+				while (i < ECHO_MAX && conns[i].fd >= 0)
+					i++;
+				if (fd >= 0 && i == ECHO_MAX) {
+					close(fd); /* full: the peer sees its connection end */
+				} else if (fd >= 0) {
+					conns[i] = (struct echo_conn){ .fd = fd,
+						                       .buf = malloc(ECHO_BUF) };
+					if (!conns[i].buf)
+						echo_close(&conns[i]);
+				}
+				continue;
+			}
+			c = &conns[slot[k]];
+			if (c->sent < c->have) {
+				r = write(c->fd, c->buf + c->sent, c->have - c->sent);
+				if (r < 0 && errno != EAGAIN) {
+					echo_close(c);
+					continue;
+				}
+				if (r > 0)
+					c->sent += (size_t)r;
+				if (c->sent < c->have)
+					continue;
+				c->sent = c->have = 0;
+				continue;
+			}
+			r = read(c->fd, c->buf, ECHO_BUF);
+			if (r < 0 && errno == EAGAIN)
+				continue;
+			if (r <= 0) { /* the peer's end of stream: ours follows */
+				shutdown(c->fd, SHUT_WR);
+				echo_close(c);
+				continue;
+			}
+			c->have = (size_t)r;
 		}
 	}
-	shutdown(c, SHUT_WR);
-	_exit(0);
 }
 
 int main(void)
@@ -182,15 +257,8 @@ int main(void)
 	ctl_fd = vsock_listen(5001);
 	say("serving %s", "echo on 5000, control on 5001");
 	if (fork() == 0) {
-		for (;;) {
-			int c = accept(echo_fd, NULL, NULL);
-
-			if (c < 0)
-				continue;
-			if (fork() == 0)
-				echo(c);
-			close(c);
-		}
+		echo_serve(echo_fd);
+		_exit(1);
 	}
 	for (;;) {
 		int c = accept(ctl_fd, NULL, NULL);
