@@ -5,8 +5,9 @@ and adds a setuid file with a hard link) and sets Cmd/Env/WorkingDir with `umoci
 skopeo copies it into an oci-archive and a docker-archive. All three forms must build, give
 the same PCR2 and byte-identical customer ramdisks whose cmd/env/workdir/rootfs match the
 image; the same tree given as --rootfs must give that PCR2 too. Broken variants (a layer blob
-deleted, the config bytes changed, a config that is not JSON, no command) must fail with a
-message naming the problem and leave no output file. Prints TAP.
+deleted, the config bytes changed, a config that is not JSON, no command, and in skopeo's
+docker-archive a byte flipped inside a layer or an edited config) must fail with a message
+naming the problem and leave no output file. Prints TAP.
 
 Blobs: the customer ramdisk and PCR2 do not depend on the kernel, so the test makes a
 stand-in blobs directory (arbitrary bzImage bytes, the built cloister-init) as
@@ -14,6 +15,7 @@ tests/unit/test_build_enclave.c does: no download, works on a fresh machine afte
 scripts/setup.sh (which installs umoci and skopeo). Booting such an EIF is the e2e tests' job.
 """
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -21,6 +23,7 @@ import stat
 import struct
 import subprocess
 import sys
+import tarfile
 import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -311,6 +314,52 @@ def main():
         broken("config bytes changed", edit_config, "is corrupt")
         broken("config not JSON", lambda b: with_config(b, b'{"architecture": "amd64", "con'),
                "image config is not valid JSON")
+        # skopeo's docker-archive names nothing by digest (<diff_id hex>.tar layers, an
+        # <image id>.json config): a byte flipped inside a layer member must be caught against
+        # the config's rootfs.diff_ids, and an edited config against its name.
+        def docker_variant(name, edit):
+            with tarfile.open(docker_tar) as t:
+                manifest = json.load(t.extractfile("manifest.json"))[0]
+                members = [(m, t.extractfile(m).read() if m.isfile() else None)
+                           for m in t.getmembers()]
+            bad = os.path.join(top, "bad-" + name + ".tar")
+            with tarfile.open(bad, "w", format=tarfile.PAX_FORMAT) as t:
+                for m, data in members:
+                    if data is not None:
+                        data = edit(manifest, m.name, data)
+                        t.addfile(m, io.BytesIO(data))
+                    else:
+                        t.addfile(m)
+            return bad, manifest
+
+        def flip_layer(manifest, member, data):
+            if member != manifest["Layers"][0]:  # busybox: the middle is file data
+                return data
+            data = bytearray(data)
+            data[len(data) // 2] ^= 0x20
+            return bytes(data)
+
+        def edit_docker_config(manifest, member, data):
+            return data.replace(b"GREETING", b"GREETINX") if member == manifest["Config"] \
+                else data
+
+        for name, edit, want in (("a byte flipped in a layer", flip_layer, "rootfs.diff_ids"),
+                                 ("an edited config", edit_docker_config, "image config")):
+            bad, manifest = docker_variant(name.replace(" ", "-"), edit)
+            eif = os.path.join(top, "bad.eif")
+            rc, out, err = build(env, eif, "--docker-uri", "docker-archive:" + bad,
+                                 "--blobs", blobs)
+            what = manifest["Layers"][0] if edit is flip_layer else manifest["Config"]
+            check("docker-archive with %s fails with E50" % name,
+                  rc == 50 and "[ E50 ]" in err, "rc %d: %s" % (rc, err))
+            check("docker-archive with %s: the message names %s and says %r"
+                  % (name, what, want), what in err and want in err and "export" in err, err)
+            check("docker-archive with %s leaves no output file" % name,
+                  not os.path.exists(eif)
+                  and not [f for f in os.listdir(top) if f.startswith("bad.eif")])
+            if os.path.exists(eif):  # a wrong build must not spoil the checks below
+                os.unlink(eif)
+
         rc, out, err = build(env, os.path.join(top, "bad.eif"), "--docker-uri",
                              "oci-archive:" + os.path.join(top, "no-such.tar"), "--blobs", blobs)
         check("a missing archive fails with E50 and no output", rc == 50

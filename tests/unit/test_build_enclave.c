@@ -2,8 +2,8 @@
 /*
  * `cloister build-enclave` end to end on the host (no VM): a real image made by
  * tests/data/images/make-busybox-oci.sh, a blobs directory with stand-in kernel bytes, the
- * real EIF writer. Checks reproducibility, the exit codes nitro-cli uses, and that a failed
- * build leaves no output file behind.
+ * real EIF writer. Checks reproducibility, the exit codes nitro-cli uses, that a docker-archive's
+ * layers are verified, and that a failed build leaves no output file behind.
  */
 #include <fcntl.h>
 #include <setjmp.h>
@@ -206,6 +206,65 @@ static void test_build_enclave_broken_images_fail_without_output(void **state)
 	assert_false(exists(out));
 }
 
+/* PCR2 of the EIF at @path. */
+static void pcr2_of(const char *path, uint8_t pcr[EIF_PCR_SIZE])
+{
+	struct eif_image img;
+	struct cl_diag d = { { 0 } };
+	size_t len;
+	uint8_t *b = slurp(path, &len);
+
+	assert_int_equal(eif_parse_buffer(b, len, EIF_PARSE_MEASURE, &img, &d), EIF_OK);
+	assert_true(img.measured);
+	memcpy(pcr, img.meas.pcr2, EIF_PCR_SIZE);
+	eif_image_release(&img);
+	free(b);
+}
+
+/*
+ * `docker save` output (good.docker.tar from make-busybox-oci.sh: <id>.json, <diff_id>/
+ * layer.tar) names no blob by digest; it must still give the OCI layout's PCR2, and a byte
+ * flipped inside the layer member must fail the build (E50) instead of building a different
+ * PCR2, leaving no output.
+ */
+static void test_build_enclave_docker_archive_layers_are_verified(void **state)
+{
+	char uri[700], path[600], oci_out[600], out[600];
+	uint8_t p1[EIF_PCR_SIZE], p2[EIF_PCR_SIZE];
+	uint8_t *b;
+	size_t len;
+	FILE *f;
+
+	(void)state;
+	snprintf(uri, sizeof(uri), "oci:%s/good", dir);
+	snprintf(oci_out, sizeof(oci_out), "%s/oci.eif", dir);
+	snprintf(out, sizeof(out), "%s/docker.eif", dir);
+	assert_int_equal(
+	        run((const char *[]){ "--docker-uri", uri, "--output-file", oci_out, NULL }), 0);
+	snprintf(uri, sizeof(uri), "docker-archive:%s/good.docker.tar", dir);
+	assert_int_equal(run((const char *[]){ "--docker-uri", uri, "--output-file", out, NULL }),
+	                 0);
+	pcr2_of(oci_out, p1);
+	pcr2_of(out, p2);
+	assert_memory_equal(p1, p2, EIF_PCR_SIZE);
+	unlink(out);
+
+	/* The layer member is almost all of the archive: its middle is busybox's bytes. */
+	snprintf(path, sizeof(path), "%s/good.docker.tar", dir);
+	b = slurp(path, &len);
+	b[len / 2] ^= 0x20;
+	snprintf(path, sizeof(path), "%s/flipped.docker.tar", dir);
+	f = fopen(path, "wb");
+	assert_non_null(f);
+	assert_int_equal(fwrite(b, 1, len, f), len);
+	fclose(f);
+	free(b);
+	snprintf(uri, sizeof(uri), "docker-archive:%s", path);
+	assert_int_equal(run((const char *[]){ "--docker-uri", uri, "--output-file", out, NULL }),
+	                 E_DOCKER_IMAGE_PULL);
+	assert_false(exists(out));
+}
+
 static void test_build_enclave_argument_errors_use_nitro_codes(void **state)
 {
 	char out[600], blobs[600];
@@ -245,6 +304,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_build_enclave_same_inputs_give_identical_eifs),
+		cmocka_unit_test(test_build_enclave_docker_archive_layers_are_verified),
 		cmocka_unit_test(test_build_enclave_argument_errors_use_nitro_codes),
 		cmocka_unit_test(test_build_enclave_rootfs_directory_builds),
 		/* last: it removes a blob from the good image */

@@ -34,19 +34,60 @@ struct ent {
 struct buf {
 	uint8_t *p;
 	size_t len;
+	char diff_id[72]; /* layers: "sha256:<hex>" of the uncompressed tar */
 };
 
-static struct buf make_tar(const struct ent *e, size_t n, bool gzip)
+static void sha256_hex(const void *p, size_t n, char out[65])
 {
-	size_t cap = 1 << 20, used = 0;
-	struct buf b = { malloc(cap), 0 };
+	uint8_t md[32];
+	unsigned len = 0;
+
+	assert_int_equal(EVP_Digest(p, n, md, &len, EVP_sha256(), NULL), 1);
+	for (unsigned i = 0; i < 32; i++)
+		snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+/* gzip @in (as `gzip` would, one member) into a new buffer; @in is freed. */
+static struct buf gzip_buf(struct buf in)
+{
+	size_t cap = in.len + 4096, used = 0;
+	struct buf b = { malloc(cap), 0, "" };
 	struct archive *a = archive_write_new();
 	struct archive_entry *ae = archive_entry_new();
 
 	assert_non_null(b.p);
+	archive_write_set_format_raw(a);
+	archive_write_add_filter_gzip(a);
+	archive_write_set_bytes_in_last_block(a, 1);
+	assert_int_equal(archive_write_open_memory(a, b.p, cap, &used), ARCHIVE_OK);
+	archive_entry_set_pathname(ae, "layer.tar");
+	archive_entry_set_filetype(ae, AE_IFREG);
+	archive_entry_set_size(ae, (la_int64_t)in.len);
+	assert_int_equal(archive_write_header(a, ae), ARCHIVE_OK);
+	assert_int_equal(archive_write_data(a, in.p, in.len), (la_ssize_t)in.len);
+	assert_int_equal(archive_write_close(a), ARCHIVE_OK);
+	archive_write_free(a);
+	archive_entry_free(ae);
+	b.len = used;
+	memcpy(b.diff_id, in.diff_id, sizeof(b.diff_id));
+	free(in.p);
+	return b;
+}
+
+/* A layer tar of @e; its diff_id is the sha256 of the tar before any gzip. */
+static struct buf make_tar(const struct ent *e, size_t n, bool gzip)
+{
+	size_t cap = 1 << 20, used = 0;
+	struct buf b;
+	struct archive *a = archive_write_new();
+	struct archive_entry *ae = archive_entry_new();
+	char hex[65];
+
+	for (size_t i = 0; i < n; i++)
+		cap += e[i].type == 'f' ? strlen(e[i].data) : 0;
+	b = (struct buf){ malloc(cap), 0, "" };
+	assert_non_null(b.p);
 	archive_write_set_format_pax_restricted(a);
-	if (gzip)
-		archive_write_add_filter_gzip(a);
 	assert_int_equal(archive_write_open_memory(a, b.p, cap, &used), ARCHIVE_OK);
 	for (size_t i = 0; i < n; i++) {
 		archive_entry_clear(ae);
@@ -83,17 +124,9 @@ static struct buf make_tar(const struct ent *e, size_t n, bool gzip)
 	archive_write_free(a);
 	archive_entry_free(ae);
 	b.len = used;
-	return b;
-}
-
-static void sha256_hex(const void *p, size_t n, char out[65])
-{
-	uint8_t md[32];
-	unsigned len = 0;
-
-	assert_int_equal(EVP_Digest(p, n, md, &len, EVP_sha256(), NULL), 1);
-	for (unsigned i = 0; i < 32; i++)
-		snprintf(out + 2 * i, 3, "%02x", md[i]);
+	sha256_hex(b.p, b.len, hex);
+	snprintf(b.diff_id, sizeof(b.diff_id), "sha256:%s", hex);
+	return gzip ? gzip_buf(b) : b;
 }
 
 /* A set of named members, written either as a directory or as a tar. */
@@ -137,18 +170,39 @@ static void free_image(struct image *img)
 	img->n = 0;
 }
 
+/* @DIFF_IDS@ becomes the layers' diff_ids (fill_config), as docker and skopeo write them. */
 static const char *default_config =
         "{\"architecture\":\"amd64\",\"os\":\"linux\",\"config\":{\"Env\":[\"PATH=/bin\","
         "\"GREETING=hi there\"],\"Entrypoint\":[\"/bin/ep\"],\"Cmd\":[\"/bin/app\",\"-v\"],"
-        "\"WorkingDir\":\"/srv\"},\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[]}}";
+        "\"WorkingDir\":\"/srv\"},\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[@DIFF_IDS@]}}";
 
-/* An OCI layout with the given config and layers (tar buffers) and index ref "v1". */
-static void build_oci(struct image *img, const char *config, struct buf *layers, size_t n)
+/* @tmpl with "@DIFF_IDS@" replaced by the quoted diff_ids of @layers, into @out. */
+static const char *fill_config(const char *tmpl, const struct buf *layers, size_t n, char *out,
+                               size_t cap)
 {
-	char cfg_dg[72], man_dg[72], layer_dg[8][72];
-	char manifest[4096], index[1024];
+	const char *at = strstr(tmpl, "@DIFF_IDS@");
 	size_t off;
 
+	if (!at) {
+		snprintf(out, cap, "%s", tmpl);
+		return out;
+	}
+	off = (size_t)snprintf(out, cap, "%.*s", (int)(at - tmpl), tmpl);
+	for (size_t i = 0; i < n; i++)
+		off += (size_t)snprintf(out + off, cap - off, "%s\"%s\"", i ? "," : "",
+		                        layers[i].diff_id);
+	snprintf(out + off, cap - off, "%s", at + 10);
+	return out;
+}
+
+/* An OCI layout with the given config and layers (tar buffers) and index ref "v1". */
+static void build_oci(struct image *img, const char *tmpl, struct buf *layers, size_t n)
+{
+	char cfg_dg[72], man_dg[72], layer_dg[8][72];
+	char manifest[4096], index[1024], config[2048];
+	size_t off;
+
+	fill_config(tmpl, layers, n, config, sizeof(config));
 	add_blob(img, config, strlen(config), cfg_dg);
 	for (size_t i = 0; i < n; i++)
 		add_blob(img, layers[i].p, layers[i].len, layer_dg[i]);
@@ -252,6 +306,82 @@ static enum image_error load(const char *uri, struct img_tree **t, struct img_so
 	return img_source_apply_layers(*src, *t, "rootfs", NULL, NULL, d);
 }
 
+/*
+ * A `docker save` (< v25) archive as a tar: the config (@tmpl with @DIFF_IDS@ filled from
+ * @ids) as "<sha256>.json" unless @cfg_name names it, the layers as "<i>/layer.tar", and
+ * manifest.json. Returns the tar's path (caller unlinks and frees).
+ */
+static char *build_docker(const char *tmpl, const struct buf *ids, size_t n_ids,
+                          const struct buf *layers, size_t n, const char *cfg_name)
+{
+	struct image img = { 0 };
+	char config[2048], hex[65], name[128], manifest[1024];
+	size_t off;
+	char *tar;
+
+	fill_config(tmpl, ids, n_ids, config, sizeof(config));
+	sha256_hex(config, strlen(config), hex);
+	snprintf(name, sizeof(name), "%s.json", hex);
+	if (cfg_name)
+		snprintf(name, sizeof(name), "%s", cfg_name);
+	add_member(&img, name, config, strlen(config));
+	off = (size_t)snprintf(manifest, sizeof(manifest),
+	                       "[{\"Config\":\"%s\",\"RepoTags\":[\"app:1\"],\"Layers\":[", name);
+	for (size_t i = 0; i < n; i++) {
+		char member[32];
+		snprintf(member, sizeof(member), "%zu/layer.tar", i + 1);
+		add_member(&img, member, layers[i].p, layers[i].len);
+		off += (size_t)snprintf(manifest + off, sizeof(manifest) - off, "%s\"%s\"",
+		                        i ? "," : "", member);
+	}
+	snprintf(manifest + off, sizeof(manifest) - off, "]}]");
+	add_member(&img, "manifest.json", manifest, strlen(manifest));
+	tar = write_tar(&img);
+	free_image(&img);
+	return tar;
+}
+
+/* The cpio of @t with mtime 0, in memory. */
+static struct buf write_cpio(const struct img_tree *t)
+{
+	struct cl_diag d = { "" };
+	FILE *f = tmpfile();
+	uint64_t len = 0;
+	struct buf b = { NULL, 0, "" };
+
+	assert_non_null(f);
+	assert_int_equal(img_tree_write_cpio(t, 0, fileno(f), &len, &d), IMAGE_OK);
+	b.p = malloc(len);
+	assert_non_null(b.p);
+	assert_int_equal(pread(fileno(f), b.p, len, 0), (ssize_t)len);
+	b.len = len;
+	fclose(f);
+	return b;
+}
+
+/* Load docker-archive @tar into a tree; the customer cpio's bytes go to *cpio if not NULL. */
+static enum image_error load_docker(const char *tar, struct buf *cpio, struct cl_diag *d)
+{
+	struct img_tree *t = NULL;
+	struct img_source *src = NULL;
+	char uri[600];
+	enum image_error err;
+
+	snprintf(uri, sizeof(uri), "docker-archive:%s", tar);
+	err = load(uri, &t, &src, d);
+	if (!err && cpio)
+		*cpio = write_cpio(t);
+	img_tree_free(t);
+	img_close(src);
+	return err;
+}
+
+static void flip(struct buf *b, size_t off)
+{
+	assert_true(off < b->len);
+	b->p[off] ^= 0x20;
+}
+
 /* ---- tests ---- */
 
 static void test_image_layers_apply_whiteouts_opaque_dirs_and_hard_links(void **state)
@@ -324,7 +454,7 @@ static void test_image_archives_give_identical_ramdisks(void **state)
 	struct buf layer = make_tar(l1, 2, true);
 	struct image oci = { 0 }, docker = { 0 };
 	struct cl_diag d = { "" };
-	char *oci_tar, *docker_tar, uri[600], hex[65], name[128], manifest[512];
+	char *oci_tar, *docker_tar, uri[600], hex[65], name[128], manifest[512], config[2048];
 	struct img_tree *t1, *t2;
 	struct img_source *s1, *s2;
 	uint8_t *b1, *b2;
@@ -335,9 +465,10 @@ static void test_image_archives_give_identical_ramdisks(void **state)
 	build_oci(&oci, default_config, &layer, 1);
 	oci_tar = write_tar(&oci);
 	/* docker save (pre-v25): <id>.json config, <dir>/layer.tar, manifest.json. */
-	sha256_hex(default_config, strlen(default_config), hex);
+	fill_config(default_config, &layer, 1, config, sizeof(config));
+	sha256_hex(config, strlen(config), hex);
 	snprintf(name, sizeof(name), "%s.json", hex);
-	add_member(&docker, name, default_config, strlen(default_config));
+	add_member(&docker, name, config, strlen(config));
 	add_member(&docker, "abc123/layer.tar", layer.p, layer.len);
 	snprintf(manifest, sizeof(manifest),
 	         "[{\"Config\":\"%s\",\"RepoTags\":[\"example.com/hello:1.0\"],"
@@ -543,18 +674,24 @@ static void test_image_detects_corrupt_and_missing_blobs(void **state)
 	snprintf(uri, sizeof(uri), "oci:%s", dir);
 	sha256_hex(layer.p, layer.len, hex);
 	snprintf(path, sizeof(path), "%s/blobs/sha256/%s", dir, hex);
-	/* Flip one byte of the tar's padding: still a valid tar, but not the named blob. */
-	f = fopen(path, "r+b");
-	assert_non_null(f);
-	fseek(f, (long)layer.len - 1, SEEK_SET);
-	fputc(1, f);
-	fclose(f);
-	assert_int_equal(load(uri, &t, &src, &d), IMAGE_ERR_DIGEST);
-	assert_non_null(strstr(d.msg, hex));
-	img_tree_free(t);
-	img_close(src);
-	t = NULL;
-	src = NULL;
+	/* Flip one byte of the tar's padding (still a valid tar, but not the named blob), then
+	 * one of the first header's name (a damaged tar: the digest error must win). */
+	for (int k = 0; k < 2; k++) {
+		f = fopen(path, "r+b");
+		assert_non_null(f);
+		fseek(f, k ? 0 : (long)layer.len - 1, SEEK_SET);
+		fputc(k ? 'b' : 1, f);
+		fclose(f);
+		assert_int_equal(load(uri, &t, &src, &d), IMAGE_ERR_DIGEST);
+		assert_non_null(strstr(d.msg, hex));
+		assert_non_null(strstr(d.msg, "layer 1"));
+		/* The blob's own digest, not the weaker diff_id check of what it unpacks to. */
+		assert_null(strstr(d.msg, "uncompressed"));
+		img_tree_free(t);
+		img_close(src);
+		t = NULL;
+		src = NULL;
+	}
 	unlink(path);
 	assert_int_equal(load(uri, &t, &src, &d), IMAGE_ERR_NOT_FOUND);
 	assert_non_null(strstr(d.msg, "missing"));
@@ -571,11 +708,14 @@ static void test_image_docker_archive_follows_layer_links_inside_only(void **sta
 {
 	static const struct ent l1[] = { { "same", 'f', "same", 0 } };
 	struct buf layer = make_tar(l1, 1, false);
+	struct buf both[2] = { layer, layer };
 	struct cl_diag d = { "" };
 	const char *targets[] = { "../abc/layer.tar", "../../etc/passwd" };
 	enum image_error want[] = { IMAGE_OK, IMAGE_ERR_UNSAFE_PATH };
+	char config[2048];
 
 	(void)state;
+	fill_config(default_config, both, 2, config, sizeof(config));
 	for (size_t k = 0; k < 2; k++) {
 		struct image img = { 0 };
 		struct img_tree *t = NULL;
@@ -584,7 +724,7 @@ static void test_image_docker_archive_follows_layer_links_inside_only(void **sta
 		static const char manifest[] = "[{\"Config\":\"c.json\",\"RepoTags\":null,"
 		                               "\"Layers\":[\"abc/layer.tar\",\"def/layer.tar\"]}]";
 
-		add_member(&img, "c.json", default_config, strlen(default_config));
+		add_member(&img, "c.json", config, strlen(config));
 		add_member(&img, "abc/layer.tar", layer.p, layer.len);
 		add_member(&img, "def/layer.tar", "", 0);
 		img.m[img.n - 1].link = targets[k];
@@ -653,6 +793,283 @@ static void test_image_index_selects_by_ref_and_platform(void **state)
 	        IMAGE_ERR_NOT_FOUND);
 }
 
+/* Where @needle starts in @b (it must be there). */
+static size_t find(const struct buf *b, const char *needle)
+{
+	const uint8_t *p = memmem(b->p, b->len, needle, strlen(needle));
+
+	assert_non_null(p);
+	return (size_t)(p - b->p);
+}
+
+/*
+ * docker save output names nothing by digest: the layers are checked against the config's
+ * rootfs.diff_ids, as `docker load` does. A flipped byte in a file's data, in a tar header
+ * (which libarchive reports as a damaged archive first) or in the trailing padding (which
+ * the tar reader never looks at) is refused naming the layer and both digests.
+ */
+static void test_image_docker_archive_refuses_corrupt_layers(void **state)
+{
+	static const struct ent l1[] = { { "bin/", 'd', NULL, 0 },
+		                         { "bin/app", 'f', "layer one app", 0755 } };
+	static const struct ent l2[] = { { "etc/motd", 'f', "layer two data", 0 } };
+	struct buf layers[2] = { make_tar(l1, 2, false), make_tar(l2, 1, false) };
+	struct cl_diag d = { "" };
+	struct buf cpio;
+	char *tar;
+	size_t where[3];
+
+	(void)state;
+	tar = build_docker(default_config, layers, 2, layers, 2, NULL);
+	assert_int_equal(load_docker(tar, &cpio, &d), IMAGE_OK);
+	assert_non_null(memmem(cpio.p, cpio.len, "layer two data", 14));
+	free(cpio.p);
+	unlink(tar);
+	free(tar);
+
+	where[0] = find(&layers[1], "layer two data") + 6;
+	where[1] = find(&layers[1], "etc/motd") + 4;
+	where[2] = layers[1].len - 1;
+	for (size_t k = 0; k < 3; k++) {
+		struct buf bad[2] = { layers[0], layers[1] };
+		bad[1].p = malloc(layers[1].len);
+		assert_non_null(bad[1].p);
+		memcpy(bad[1].p, layers[1].p, layers[1].len);
+		flip(&bad[1], where[k]);
+		/* The config still lists the good layer's diff_id. */
+		tar = build_docker(default_config, layers, 2, bad, 2, NULL);
+		memset(&d, 0, sizeof(d));
+		assert_int_equal(load_docker(tar, NULL, &d), IMAGE_ERR_DIGEST);
+		assert_non_null(strstr(d.msg, "layer 2 ('2/layer.tar')"));
+		assert_non_null(strstr(d.msg, layers[1].diff_id + 7));
+		assert_non_null(strstr(d.msg, "diff_ids[1]"));
+		assert_non_null(strstr(d.msg, "export it again"));
+		free(bad[1].p);
+		unlink(tar);
+		free(tar);
+	}
+	free(layers[0].p);
+	free(layers[1].p);
+}
+
+/* The config is the anchor: its bytes must match its "<sha256>.json" name, and it must
+ * describe these layers (one diff_id each, the right ones, or none at all is refused). */
+static void test_image_docker_archive_refuses_a_config_that_does_not_match(void **state)
+{
+	static const struct ent l1[] = { { "a", 'f', "one", 0 } };
+	static const struct ent l2[] = { { "b", 'f', "two", 0 } };
+	static const char no_rootfs[] = "{\"architecture\":\"amd64\",\"os\":\"linux\","
+	                                "\"config\":{\"Cmd\":[\"/a\"]}}";
+	struct buf layers[2] = { make_tar(l1, 1, false), make_tar(l2, 1, false) };
+	struct buf swapped[2] = { layers[1], layers[0] };
+	struct cl_diag d = { "" };
+	char *tar, config[2048], hex[65], name[128], other[65];
+	struct image img = { 0 };
+	const char *manifest_fmt = "[{\"Config\":\"%s\",\"Layers\":[\"1/layer.tar\","
+	                           "\"2/layer.tar\"]}]";
+	char manifest[512];
+
+	(void)state;
+	/* diff_ids in the wrong order: layer 1 is checked against layer 2's diff_id. */
+	tar = build_docker(default_config, swapped, 2, layers, 2, NULL);
+	assert_int_equal(load_docker(tar, NULL, &d), IMAGE_ERR_DIGEST);
+	assert_non_null(strstr(d.msg, "layer 1 ('1/layer.tar')"));
+	assert_non_null(strstr(d.msg, layers[0].diff_id + 7));
+	assert_non_null(strstr(d.msg, layers[1].diff_id + 7));
+	unlink(tar);
+	free(tar);
+
+	/* One diff_id for two layers. */
+	tar = build_docker(default_config, layers, 1, layers, 2, NULL);
+	assert_int_equal(load_docker(tar, NULL, &d), IMAGE_ERR_FORMAT);
+	assert_non_null(strstr(d.msg, "lists 1 layer diff_ids"));
+	assert_non_null(strstr(d.msg, "has 2 layers"));
+	unlink(tar);
+	free(tar);
+
+	/* No diff_ids: nothing would check "1/layer.tar", so the archive is refused. */
+	tar = build_docker(no_rootfs, layers, 2, layers, 2, NULL);
+	assert_int_equal(load_docker(tar, NULL, &d), IMAGE_ERR_FORMAT);
+	assert_non_null(strstr(d.msg, "no rootfs.diff_ids"));
+	assert_non_null(strstr(d.msg, "1/layer.tar"));
+	unlink(tar);
+	free(tar);
+
+	/* A config under another image's name, and a config edited under its own name. */
+	fill_config(default_config, layers, 2, config, sizeof(config));
+	sha256_hex(config, strlen(config), hex);
+	sha256_hex("another config", 14, other);
+	for (int k = 0; k < 2; k++) {
+		snprintf(name, sizeof(name), "%s.json", k ? hex : other);
+		if (k)
+			config[find(&(struct buf){ (uint8_t *)config, strlen(config), "" },
+			            "hi there") +
+			       1] = 'o';
+		add_member(&img, name, config, strlen(config));
+		add_member(&img, "1/layer.tar", layers[0].p, layers[0].len);
+		add_member(&img, "2/layer.tar", layers[1].p, layers[1].len);
+		snprintf(manifest, sizeof(manifest), manifest_fmt, name);
+		add_member(&img, "manifest.json", manifest, strlen(manifest));
+		tar = write_tar(&img);
+		assert_int_equal(load_docker(tar, NULL, &d), IMAGE_ERR_DIGEST);
+		assert_non_null(strstr(d.msg, "image config"));
+		assert_non_null(strstr(d.msg, name));
+		assert_non_null(strstr(d.msg, "export it again"));
+		free_image(&img);
+		unlink(tar);
+		free(tar);
+	}
+
+	/* A config name that promises no digest is taken as the anchor (docs/build-enclave.md). */
+	tar = build_docker(default_config, layers, 2, layers, 2, "config.json");
+	assert_int_equal(load_docker(tar, NULL, &d), IMAGE_OK);
+	unlink(tar);
+	free(tar);
+	free(layers[0].p);
+	free(layers[1].p);
+}
+
+/* The OCI layout of a gzip layer: the blob matches the manifest, so only the diff_id check
+ * can notice a config that describes other layers. Without rootfs the manifest digests are
+ * enough, and a good layout gives the same ramdisk as the legacy docker archive. */
+static void test_image_oci_layout_checks_uncompressed_layers_against_diff_ids(void **state)
+{
+	static const struct ent l1[] = { { "app", 'f', "#!/bin/sh\necho app\n", 0755 } };
+	static const struct ent l2[] = { { "other", 'f', "something else", 0 } };
+	static const char no_rootfs[] = "{\"architecture\":\"amd64\",\"os\":\"linux\","
+	                                "\"config\":{\"Cmd\":[\"/app\"]}}";
+	struct buf layer = make_tar(l1, 1, true), plain = make_tar(l1, 1, false);
+	struct buf wrong = make_tar(l2, 1, false);
+	struct buf two[2] = { layer, layer };
+	const char *tmpl[] = { default_config, default_config, no_rootfs, default_config };
+	const struct buf *ids[] = { &layer, &wrong, &layer, two };
+	size_t n_ids[] = { 1, 1, 1, 2 };
+	enum image_error want[] = { IMAGE_OK, IMAGE_ERR_DIGEST, IMAGE_OK, IMAGE_ERR_FORMAT };
+	struct cl_diag d = { "" };
+	struct buf oci_cpio = { 0 }, docker_cpio = { 0 };
+	char *tar;
+
+	(void)state;
+	assert_string_equal(layer.diff_id, plain.diff_id);
+	for (size_t k = 0; k < 4; k++) {
+		struct image img = { 0 };
+		struct img_tree *t = NULL;
+		struct img_source *src = NULL;
+		char config[2048], *dir, uri[600];
+
+		fill_config(tmpl[k], ids[k], n_ids[k], config, sizeof(config));
+		build_oci(&img, config, &layer, 1);
+		dir = write_dir(&img);
+		snprintf(uri, sizeof(uri), "oci:%s", dir);
+		memset(&d, 0, sizeof(d));
+		assert_int_equal(load(uri, &t, &src, &d), want[k]);
+		if (k == 0)
+			oci_cpio = write_cpio(t);
+		if (want[k] == IMAGE_ERR_DIGEST) {
+			assert_non_null(strstr(d.msg, "layer 1"));
+			assert_non_null(strstr(d.msg, "uncompressed"));
+			assert_non_null(strstr(d.msg, layer.diff_id + 7));
+			assert_non_null(strstr(d.msg, wrong.diff_id + 7));
+		}
+		if (want[k] == IMAGE_ERR_FORMAT)
+			assert_non_null(strstr(d.msg, "lists 2 layer diff_ids"));
+		img_tree_free(t);
+		img_close(src);
+		free_image(&img);
+		rm_rf(dir);
+		free(dir);
+	}
+	tar = build_docker(default_config, &plain, 1, &plain, 1, NULL);
+	assert_int_equal(load_docker(tar, &docker_cpio, &d), IMAGE_OK);
+	assert_int_equal(oci_cpio.len, docker_cpio.len);
+	assert_memory_equal(oci_cpio.p, docker_cpio.p, oci_cpio.len);
+	unlink(tar);
+	free(tar);
+	free(oci_cpio.p);
+	free(docker_cpio.p);
+	free(layer.p);
+	free(plain.p);
+	free(wrong.p);
+}
+
+/* A layer far larger than any buffer streams through decompression, hashing and the tar
+ * reader in one pass, and a flipped byte deep inside it is still found. */
+static void test_image_large_gzip_layer_streams_and_verifies(void **state)
+{
+	size_t size = 24u << 20;
+	char *big = malloc(size + 1);
+	uint32_t x = 12345;
+	struct ent l[1] = { { "big", 'f', NULL, 0 } };
+	struct buf layer, plain;
+	struct cl_diag d = { "" };
+	char *tar;
+
+	(void)state;
+	assert_non_null(big);
+	/* Printable noise, so gzip cannot shrink it much and strlen() sees no NUL. */
+	for (size_t i = 0; i < size; i++) {
+		x = x * 1103515245u + 12345u;
+		big[i] = (char)('!' + (x >> 16) % 90);
+	}
+	big[size] = '\0';
+	l[0].data = big;
+	layer = make_tar(l, 1, true);
+	plain = make_tar(l, 1, false);
+	tar = build_docker(default_config, &plain, 1, &layer, 1, NULL);
+	assert_int_equal(load_docker(tar, NULL, &d), IMAGE_OK);
+	unlink(tar);
+	free(tar);
+	flip(&plain, plain.len / 2);
+	tar = build_docker(default_config, &layer, 1, &plain, 1, NULL);
+	assert_int_equal(load_docker(tar, NULL, &d), IMAGE_ERR_DIGEST);
+	assert_non_null(strstr(d.msg, "layer 1 ('1/layer.tar')"));
+	unlink(tar);
+	free(tar);
+	free(layer.p);
+	free(plain.p);
+	free(big);
+}
+
+static void test_image_config_parses_diff_ids(void **state)
+{
+	static const char *bad[] = {
+		"{\"rootfs\":5}",
+		"{\"rootfs\":{\"type\":\"tarballs\",\"diff_ids\":[]}}",
+		"{\"rootfs\":{\"type\":\"layers\",\"diff_ids\":\"sha256:00\"}}",
+		"{\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[7]}}",
+		"{\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"sha256:abc\"]}}",
+		"{\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"sha512:aaaaaaaaaaaaaaaaaaaaaaa"
+		"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"]}}",
+		"{\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"sha256:AAAAAAAAAAAAAAAAAAAAAAAAA"
+		"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"]}}",
+	};
+	static const char good[] =
+	        "{\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"sha256:0123456789abcdef0123456"
+	        "789abcdef0123456789abcdef0123456789abcdef\",\"sha256:ffffffffffffffffffffffffff"
+	        "ffffffffffffffffffffffffffffffffffffff\"]}}";
+	static const char none[] = "{\"config\":{\"Cmd\":[\"/a\"]}}";
+	struct img_config c;
+	struct cl_diag d = { "" };
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		memset(&d, 0, sizeof(d));
+		assert_int_equal(img_config_parse((const uint8_t *)bad[i], strlen(bad[i]), &c, &d),
+		                 IMAGE_ERR_FORMAT);
+		assert_non_null(strstr(d.msg, "rootfs") ? d.msg : strstr(d.msg, "diff_ids"));
+	}
+	assert_int_equal(img_config_parse((const uint8_t *)good, strlen(good), &c, &d), IMAGE_OK);
+	assert_int_equal(c.n_diff_ids, 2);
+	assert_string_equal(c.diff_ids[1], "sha256:ffffffffffffffffffffffffffffffffffffffffffff"
+	                                   "ffffffffffffffffffff");
+	assert_null(c.diff_ids[2]);
+	img_config_free(&c);
+	assert_int_equal(img_config_parse((const uint8_t *)none, strlen(none), &c, &d), IMAGE_OK);
+	assert_null(c.diff_ids);
+	assert_int_equal(c.n_diff_ids, 0);
+	img_config_free(&c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -667,6 +1084,11 @@ int main(void)
 		cmocka_unit_test(test_image_docker_archive_follows_layer_links_inside_only),
 		cmocka_unit_test(test_image_plain_name_explains_how_to_export),
 		cmocka_unit_test(test_image_index_selects_by_ref_and_platform),
+		cmocka_unit_test(test_image_docker_archive_refuses_corrupt_layers),
+		cmocka_unit_test(test_image_docker_archive_refuses_a_config_that_does_not_match),
+		cmocka_unit_test(test_image_oci_layout_checks_uncompressed_layers_against_diff_ids),
+		cmocka_unit_test(test_image_large_gzip_layer_streams_and_verifies),
+		cmocka_unit_test(test_image_config_parses_diff_ids),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -111,12 +111,21 @@ struct img_config {
 	size_t n_entrypoint, n_cmd, n_env;
 	char *workdir; /* NULL when absent */
 	char *architecture, *os;
+	/*
+	 * rootfs.diff_ids: "sha256:<64 hex>" of each layer's uncompressed tar stream, in
+	 * application order (NULL-terminated). NULL when the config has no rootfs or no
+	 * diff_ids; an empty vector when it lists none.
+	 */
+	char **diff_ids;
+	size_t n_diff_ids;
 };
 
 /*
  * Parse an image config JSON document (@len bytes, untrusted). Unknown keys are ignored;
  * wrong types for the keys above are IMAGE_ERR_FORMAT. A missing "config" object is allowed
- * (all fields absent). Strings with NUL bytes are refused.
+ * (all fields absent), and so is a missing "rootfs" (the image reader decides whether it can
+ * do without diff_ids); a present rootfs must have type "layers" and diff_ids that are all
+ * "sha256:" and 64 lower-case hex digits. Strings with NUL bytes are refused.
  */
 enum image_error img_config_parse(const uint8_t *json, size_t len, struct img_config *c,
                                   struct cl_diag *d);
@@ -164,8 +173,10 @@ struct img_source;
  *   oci:DIR[:REF]  or a plain DIR    an OCI image layout directory (index.json, blobs/)
  *   oci-archive:PATH[:REF]           a tar of such a layout (podman save, skopeo copy)
  *   docker-archive:PATH[:REF]        `docker save` / `podman save` output (manifest.json)
- * Reads the index/manifest and the config, checks the sha256 of every blob named by digest,
- * and refuses images that are not linux/amd64. Everything else in @uri is IMAGE_ERR_NOT_FOUND
+ * Reads the index/manifest and the config, checks the sha256 of every blob named by digest
+ * (and of a docker-archive config named "<64 hex>.json" against that name), checks that the
+ * config lists one diff_id per layer, and refuses images that are not linux/amd64, and
+ * docker-archives whose layers nothing could verify (no diff_ids, not named by digest). Everything else in @uri is IMAGE_ERR_NOT_FOUND
  * with a message explaining how to export an image from Docker, podman or a registry.
  */
 enum image_error img_open(const char *uri, struct img_source **out, struct cl_diag *d);
@@ -182,7 +193,11 @@ size_t img_source_layer_count(const struct img_source *s);
 
 /*
  * Stream every layer, in order, into @t under @prefix (img_tree_apply_layer), verifying each
- * layer blob's sha256 where the image names it by digest. @progress (may be NULL) is called
+ * layer blob's sha256 where the image names it by digest and, when the config lists
+ * rootfs.diff_ids, the sha256 of the layer's uncompressed tar stream against diff_ids[i] (as
+ * `docker load` does), in the same pass. A mismatch is IMAGE_ERR_DIGEST naming the layer and
+ * both digests; it takes precedence over the tar error a corrupt layer usually causes first.
+ * On error @t holds a partial tree and must be discarded. @progress (may be NULL) is called
  * before each layer with its 1-based number and the total.
  */
 enum image_error img_source_apply_layers(struct img_source *s, struct img_tree *t,

@@ -4,7 +4,10 @@
  * (oci-archive) and `docker save` archives. JSON documents are read whole (they are small and
  * bounded); layers are streamed from the layout directory or straight out of the outer tar into
  * libarchive, which undoes gzip/zstd, and on into the in-memory tree. Every blob named by a
- * digest is hashed while it streams and refused if the digest does not match.
+ * digest is hashed while it streams and refused if the digest does not match; so is every
+ * layer whose uncompressed tar does not match the config's rootfs.diff_ids, which is all that
+ * vouches for the layers of a `docker save` archive (docs/build-enclave.md, "What is
+ * verified").
  */
 #include <archive.h>
 #include <archive_entry.h>
@@ -186,6 +189,17 @@ static enum image_error dup_str(struct json_object *parent, const char *key, cha
 	return IMAGE_OK;
 }
 
+/* "sha256:" and 64 lower-case hex digits: the only digest form images use in practice. */
+static bool digest_ok(const char *s)
+{
+	if (strncmp(s, "sha256:", 7) || strlen(s) != 7 + 64)
+		return false;
+	for (size_t i = 7; i < 7 + 64; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return false;
+	return true;
+}
+
 /* ---- config ---------------------------------------------------------------------------- */
 
 void img_config_free(struct img_config *c)
@@ -196,7 +210,47 @@ void img_config_free(struct img_config *c)
 	free(c->workdir);
 	free(c->architecture);
 	free(c->os);
+	free_strv(c->diff_ids);
 	memset(c, 0, sizeof(*c));
+}
+
+/*
+ * rootfs: {"type": "layers", "diff_ids": ["sha256:<hex>", ...]}. docker, podman, buildah,
+ * skopeo and umoci always write it (the OCI image-spec requires it); a config without it is
+ * still parsed, and the image reader decides whether the layers can be verified without.
+ */
+static enum image_error parse_rootfs(struct json_object *root, struct img_config *c,
+                                     struct cl_diag *d)
+{
+	struct json_object *rootfs = get(root, "rootfs", json_type_object);
+	const char *type;
+	enum image_error err;
+
+	if (!rootfs) {
+		if (!has_key(root, "rootfs"))
+			return IMAGE_OK;
+		cl_diag_set(d, "image config: \"rootfs\" is not an object");
+		return IMAGE_ERR_FORMAT;
+	}
+	type = str_of(get(rootfs, "type", json_type_string));
+	if (has_key(rootfs, "type") && (!type || strcmp(type, "layers"))) {
+		cl_diag_set(d, "image config: rootfs.type is '%s', not \"layers\"",
+		            type ? type : "(not a string)");
+		return IMAGE_ERR_FORMAT;
+	}
+	err = strv_of(rootfs, "diff_ids", &c->diff_ids, &c->n_diff_ids, d);
+	if (err)
+		return err;
+	for (size_t i = 0; i < c->n_diff_ids; i++) {
+		if (!digest_ok(c->diff_ids[i])) {
+			cl_diag_set(d,
+			            "image config: rootfs.diff_ids[%zu] '%.80s' is not "
+			            "\"sha256:\" and 64 lower-case hex digits",
+			            i, c->diff_ids[i]);
+			return IMAGE_ERR_FORMAT;
+		}
+	}
+	return IMAGE_OK;
 }
 
 enum image_error img_config_parse(const uint8_t *json, size_t len, struct img_config *c,
@@ -235,6 +289,8 @@ enum image_error img_config_parse(const uint8_t *json, size_t len, struct img_co
 		err = strv_of(cfg, "Env", &c->env, &c->n_env, d);
 	if (!err)
 		err = dup_str(cfg, "WorkingDir", &c->workdir, d);
+	if (!err)
+		err = parse_rootfs(root, c, d);
 out:
 	if (err)
 		img_config_free(c);
@@ -265,16 +321,6 @@ enum image_error img_config_app(const struct img_config *c, struct img_app *app,
 }
 
 /* ---- index and manifests -------------------------------------------------------------- */
-
-static bool digest_ok(const char *s)
-{
-	if (strncmp(s, "sha256:", 7) || strlen(s) != 7 + 64)
-		return false;
-	for (size_t i = 7; i < 7 + 64; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-			return false;
-	return true;
-}
 
 static bool is_index_type(const char *mt)
 {
@@ -617,8 +663,10 @@ static enum image_error raw_verify(struct raw *r, const char *digest, const char
 	for (unsigned i = 0; i < mdlen; i++)
 		snprintf(hex + 2 * i, 3, "%02x", md[i]);
 	if (strcmp(hex, digest + 7)) {
-		cl_diag_set(d, "%s is corrupt: its sha256 is %s, the image says %s", what, hex,
-		            digest + 7);
+		cl_diag_set(d,
+		            "%s is corrupt: its sha256 is %s, the image says %s; the image was "
+		            "damaged or changed after export, so export it again",
+		            what, hex, digest + 7);
 		return IMAGE_ERR_DIGEST;
 	}
 	return IMAGE_OK;
@@ -975,13 +1023,66 @@ static enum image_error open_docker(struct img_source *s, const char *ref, struc
 	return err;
 }
 
-/* For docker-archive members named blobs/sha256/<hex>: the digest to verify, else NULL. */
+/* For docker-archive members named blobs/sha256/<hex> (docker >= 25): the digest to verify. */
 static bool member_digest(const char *member, char out[7 + 64 + 1])
 {
 	if (strncmp(member, "blobs/sha256/", 13) || strlen(member) != 13 + 64)
 		return false;
 	snprintf(out, 7 + 64 + 1, "sha256:%s", member + 13);
 	return digest_ok(out);
+}
+
+/*
+ * The digest a docker-archive config's name promises: "blobs/sha256/<hex>" (docker >= 25) or
+ * "<hex>.json" (docker < 25, podman, skopeo), where <hex> is the sha256 of the config bytes,
+ * the image ID. Other names promise nothing.
+ */
+static bool config_member_digest(const char *member, char out[7 + 64 + 1])
+{
+	if (member_digest(member, out))
+		return true;
+	if (strlen(member) != 64 + 5 || strcmp(member + 64, ".json"))
+		return false;
+	snprintf(out, 7 + 64 + 1, "sha256:%.64s", member);
+	return digest_ok(out);
+}
+
+/*
+ * Whether the config's rootfs.diff_ids can vouch for the layers. One diff_id per layer, for
+ * every kind of image (a config that lists a different number describes another image). With
+ * no diff_ids, OCI layouts are still safe (each layer blob is checked against the digest in
+ * the manifest), and so are docker-archive members named blobs/sha256/<hex>; but a docker
+ * save layer such as "<id>/layer.tar" or "<hex>.tar" would then be checked against nothing,
+ * so such an archive is refused rather than built unverified. docker, podman and skopeo
+ * always write diff_ids, so only a hand-made or damaged archive lacks them.
+ */
+static enum image_error check_diff_ids(const struct img_source *s, struct cl_diag *d)
+{
+	const struct img_config *c = &s->config;
+	char dg[7 + 64 + 1];
+
+	if (c->diff_ids && c->n_diff_ids != s->manifest.n_layers) {
+		cl_diag_set(d,
+		            "the image config lists %zu layer diff_ids but the manifest has %zu "
+		            "layers; the config belongs to another image or the archive was "
+		            "edited: export the image again",
+		            c->n_diff_ids, s->manifest.n_layers);
+		return IMAGE_ERR_FORMAT;
+	}
+	if (c->diff_ids || s->layers_by_digest)
+		return IMAGE_OK;
+	for (size_t i = 0; i < s->manifest.n_layers; i++) {
+		if (!member_digest(s->manifest.layers[i], dg)) {
+			cl_diag_set(
+			        d,
+			        "the image config has no rootfs.diff_ids, so layer %zu ('%s') of "
+			        "this docker-archive cannot be verified; export the image again "
+			        "with `docker save` or `skopeo copy`, which write them",
+			        i + 1, s->manifest.layers[i]);
+			return IMAGE_ERR_FORMAT;
+		}
+	}
+	return IMAGE_OK;
 }
 
 static enum image_error load_config(struct img_source *s, struct cl_diag *d)
@@ -995,9 +1096,11 @@ static enum image_error load_config(struct img_source *s, struct cl_diag *d)
 
 	if (s->layers_by_digest)
 		verify = s->manifest.config;
-	else if (member_digest(s->manifest.config, dg))
+	else if (config_member_digest(s->manifest.config, dg))
 		verify = dg;
 	err = read_blob(s, s->manifest.config, s->layers_by_digest, verify, &buf, &len, d);
+	if (err == IMAGE_ERR_DIGEST)
+		cl_diag_prefix(d, "image config");
 	if (err)
 		return err;
 	err = img_config_parse(buf, len, &s->config, d);
@@ -1005,12 +1108,15 @@ static enum image_error load_config(struct img_source *s, struct cl_diag *d)
 		free(buf);
 		return err;
 	}
+	s->config_json = (char *)buf;
 	/* The image ID is the sha256 of the config bytes, whatever the archive calls it. */
 	EVP_Digest(buf, len, md, &mdlen, EVP_sha256(), NULL);
 	memcpy(s->image_id, "sha256:", 7);
 	for (unsigned i = 0; i < 32; i++)
 		snprintf(s->image_id + 7 + 2 * i, 3, "%02x", md[i]);
-	s->config_json = (char *)buf;
+	err = check_diff_ids(s, d);
+	if (err)
+		return err;
 	if (s->config.architecture && strcmp(s->config.architecture, "amd64")) {
 		cl_diag_set(d,
 		            "the image is built for %s; cloister builds amd64 enclaves for now "
@@ -1099,6 +1205,142 @@ size_t img_source_layer_count(const struct img_source *s)
 	return s->manifest.n_layers;
 }
 
+/*
+ * The uncompressed side of a layer, for the diff_id. Layers are read by two archives in one
+ * pass: @dec, libarchive's "raw" format over the blob with every decompression filter (so
+ * tar, tar+gzip, tar+zstd … all come out as the plain tar stream), and the tar reader, whose
+ * read callback is unpacked_read: it takes @dec's blocks, hashes them and hands them on
+ * without copying. Memory stays at libarchive's read-ahead buffers, whatever the layer size.
+ */
+struct unpacked {
+	struct archive *dec;
+	EVP_MD_CTX *md;
+	bool eof, failed;
+	char err[160];
+};
+
+static la_ssize_t unpacked_read(struct archive *a, void *opaque, const void **out)
+{
+	struct unpacked *u = opaque;
+	size_t size = 0;
+	la_int64_t off;
+	int rc;
+
+	(void)a;
+	if (u->eof)
+		return 0;
+	if (u->failed)
+		return -1;
+	/* A block stays valid until the next call on @dec, which is only made from here. */
+	rc = archive_read_data_block(u->dec, out, &size, &off);
+	if (rc == ARCHIVE_EOF) {
+		u->eof = true;
+		return 0;
+	}
+	if (rc != ARCHIVE_OK && rc != ARCHIVE_WARN) {
+		snprintf(u->err, sizeof(u->err), "%s", archive_error_string(u->dec));
+		u->failed = true;
+		return -1;
+	}
+	if (size > 0 && EVP_DigestUpdate(u->md, *out, size) != 1) {
+		snprintf(u->err, sizeof(u->err), "sha256 failed");
+		u->failed = true;
+		return -1;
+	}
+	return (la_ssize_t)size;
+}
+
+static void unpacked_close(struct unpacked *u)
+{
+	if (u->dec)
+		archive_read_free(u->dec);
+	EVP_MD_CTX_free(u->md);
+	memset(u, 0, sizeof(*u));
+}
+
+/* Start decompressing the blob behind @r. */
+static enum image_error unpacked_open(struct unpacked *u, struct raw *r, size_t i, const char *name,
+                                      struct cl_diag *d)
+{
+	struct archive_entry *e;
+	int rc;
+
+	memset(u, 0, sizeof(*u));
+	u->md = EVP_MD_CTX_new();
+	u->dec = archive_read_new();
+	if (!u->md || !u->dec || EVP_DigestInit_ex(u->md, EVP_sha256(), NULL) != 1) {
+		cl_diag_set(d, "out of memory");
+		return IMAGE_ERR_NOMEM;
+	}
+	archive_read_support_filter_all(u->dec);
+	archive_read_support_format_raw(u->dec);
+	if (archive_read_open(u->dec, r, NULL, raw_read, NULL) != ARCHIVE_OK) {
+		cl_diag_set(d, "layer %zu ('%s') cannot be read: %s", i + 1, name,
+		            r->failed ? r->err : archive_error_string(u->dec));
+		return IMAGE_ERR_ARCHIVE;
+	}
+	rc = archive_read_next_header(u->dec, &e);
+	if (rc == ARCHIVE_EOF) {
+		/* An empty blob: an empty stream for the tar reader to judge. */
+		u->eof = true;
+	} else if (rc != ARCHIVE_OK && rc != ARCHIVE_WARN) {
+		cl_diag_set(d, "layer %zu ('%s') cannot be decompressed: %s", i + 1, name,
+		            r->failed ? r->err : archive_error_string(u->dec));
+		return IMAGE_ERR_ARCHIVE;
+	}
+	return IMAGE_OK;
+}
+
+/*
+ * After the tar reader is done with layer @i (or failed with @err): read the rest of the
+ * stream (the tar's trailing padding counts towards the diff_id), check the blob against
+ * @verify (its manifest digest, may be NULL) and the uncompressed stream against @diff_id
+ * (may be NULL). A digest mismatch says what is wrong better than the tar error a damaged
+ * layer usually causes first, so it replaces any earlier error.
+ */
+static enum image_error layer_finish(struct raw *r, struct unpacked *u, size_t i, const char *name,
+                                     const char *verify, const char *diff_id, enum image_error err,
+                                     struct cl_diag *d)
+{
+	const void *p;
+	la_ssize_t n;
+	uint8_t md[32];
+	char hex[65], what[1200];
+	unsigned mdlen = 0;
+	enum image_error verr;
+	struct cl_diag vd = { { 0 } };
+
+	if (!verify && !diff_id)
+		return err;
+	while ((n = unpacked_read(NULL, u, &p)) > 0)
+		;
+	snprintf(what, sizeof(what), "layer %zu ('%s')", i + 1, name);
+	verr = raw_verify(r, verify ? verify : "", what, &vd);
+	if (verr == IMAGE_ERR_DIGEST || (!err && verr)) {
+		cl_diag_set(d, "%s", vd.msg);
+		return verr;
+	}
+	if (!diff_id || (n < 0 && err))
+		return err;
+	if (n < 0) {
+		cl_diag_set(d, "%s cannot be decompressed: %s", what, u->err);
+		return IMAGE_ERR_ARCHIVE;
+	}
+	EVP_DigestFinal_ex(u->md, md, &mdlen);
+	for (unsigned k = 0; k < 32; k++)
+		snprintf(hex + 2 * k, 3, "%02x", md[k]);
+	if (strcmp(hex, diff_id + 7)) {
+		cl_diag_set(
+		        d,
+		        "%s is corrupt: the sha256 of its uncompressed tar is %s, but the image "
+		        "config's rootfs.diff_ids[%zu] says %s; the image was damaged or "
+		        "changed after export, so export it again (docker save, skopeo copy)",
+		        what, hex, i, diff_id + 7);
+		return IMAGE_ERR_DIGEST;
+	}
+	return err;
+}
+
 enum image_error img_source_apply_layers(struct img_source *s, struct img_tree *t,
                                          const char *prefix,
                                          void (*progress)(size_t i, size_t n, void *opaque),
@@ -1108,9 +1350,11 @@ enum image_error img_source_apply_layers(struct img_source *s, struct img_tree *
 
 	for (size_t i = 0; i < s->manifest.n_layers && !err; i++) {
 		const char *name = s->manifest.layers[i];
+		const char *diff_id = s->config.diff_ids ? s->config.diff_ids[i] : NULL;
 		char dg[7 + 64 + 1];
 		const char *verify = NULL;
 		struct archive *a = NULL;
+		struct unpacked u;
 		struct raw r;
 
 		if (progress)
@@ -1122,25 +1366,30 @@ enum image_error img_source_apply_layers(struct img_source *s, struct img_tree *
 		err = raw_open(s, name, s->layers_by_digest, verify, &r, d);
 		if (err)
 			break;
-		a = archive_read_new();
-		if (!a) {
-			raw_close(&r);
+		err = unpacked_open(&u, &r, i, name, d);
+		if (!err && !(a = archive_read_new())) {
 			cl_diag_set(d, "out of memory");
-			return IMAGE_ERR_NOMEM;
+			err = IMAGE_ERR_NOMEM;
 		}
-		/* Layers are tar, tar+gzip or tar+zstd; libarchive detects which. */
-		archive_read_support_filter_all(a);
-		archive_read_support_format_tar(a);
-		if (archive_read_open(a, &r, NULL, raw_read, NULL) != ARCHIVE_OK) {
-			cl_diag_set(d, "layer %zu ('%s') is not a tar stream: %s", i + 1, name,
-			            r.failed ? r.err : archive_error_string(a));
-			err = IMAGE_ERR_ARCHIVE;
+		if (!err) {
+			/* Already decompressed by u.dec: no filters here, so no second guessing. */
+			archive_read_support_format_tar(a);
+			if (archive_read_open(a, &u, NULL, unpacked_read, NULL) != ARCHIVE_OK) {
+				cl_diag_set(d, "layer %zu ('%s') is not a tar stream: %s", i + 1,
+				            name,
+				            r.failed   ? r.err
+				            : u.failed ? u.err
+				                       : archive_error_string(a));
+				err = IMAGE_ERR_ARCHIVE;
+			}
+			if (!err)
+				err = img_tree_apply_layer(t, prefix, a, (unsigned)(i + 1), d);
 		}
-		if (!err)
-			err = img_tree_apply_layer(t, prefix, a, (unsigned)(i + 1), d);
-		if (!err)
-			err = raw_verify(&r, verify ? verify : "", name, d);
-		archive_read_free(a);
+		if (err != IMAGE_ERR_NOMEM)
+			err = layer_finish(&r, &u, i, name, verify, diff_id, err, d);
+		if (a)
+			archive_read_free(a);
+		unpacked_close(&u);
 		raw_close(&r);
 	}
 	return err;

@@ -5,7 +5,8 @@
 # /bin/hello, which greets, shows its environment and working directory, and exits with
 # EXIT_STATUS (default 0). Cmd ["/bin/hello"], Env PATH and GREETING, WorkingDir /srv.
 # Reproducible: fixed mtimes, owners and order, gzip without a name or time stamp.
-# Also writes OUT_DIR.tar (the same layout as an oci-archive).
+# Also writes OUT_DIR.tar (the same layout as an oci-archive) and OUT_DIR.docker.tar (the image
+# as `docker save` < v25 writes it, layers named by nothing but the config's diff_ids).
 # IMAGE_CONFIG, if set, replaces the config JSON verbatim (tests use it for broken images).
 set -euo pipefail
 out=${1:?usage: $0 OUT_DIR [EXIT_STATUS]}
