@@ -116,3 +116,87 @@ make_blob_kernel() {
 		head -c 4096 /dev/zero
 	} >"$out"
 }
+
+# allowed_cpus: the CPUs this shell may run on, one per line, ascending (Cpus_allowed_list
+# expanded: "0-2,5" → 0 1 2 5).
+allowed_cpus() {
+	local list r
+	list=$(awk '$1 == "Cpus_allowed_list:" { print $2 }' /proc/self/status)
+	for r in ${list//,/ }; do
+		seq "${r%-*}" "${r#*-}"
+	done
+}
+
+# ram_mapping PID MiB: the smaps fields of PID's mappings of exactly MiB, one line each:
+# "KernelPageSize_kB Private_Hugetlb_kB Shared_Hugetlb_kB Locked_kB VmFlags...".
+ram_mapping() {
+	awk -v want=$(($2 * 1024)) '
+		function flush() { if (size == want) print kps, ph, sh, lk, flags }
+		/^[0-9a-f]+-[0-9a-f]+ / { flush(); size = kps = ph = sh = lk = 0; flags = ""; next }
+		$1 == "Size:" { size = $2 }
+		$1 == "KernelPageSize:" { kps = $2 }
+		$1 == "Private_Hugetlb:" { ph = $2 }
+		$1 == "Shared_Hugetlb:" { sh = $2 }
+		$1 == "Locked:" { lk = $2 }
+		$1 == "VmFlags:" { $1 = ""; flags = substr($0, 2) }
+		END { flush() }' "/proc/$1/smaps"
+}
+
+# check_guest_ram PID MiB: the monitor's guest RAM is one hugetlb mapping of MiB whose every
+# page is present (docs/design.md "Guest memory": hugetlbfs-backed, pre-faulted, locked).
+# "Locked" cannot be read back: mlock() on a hugetlb mapping is a no-op in the kernel's
+# accounting (mm/mlock.c, mlock_fixup: "don't set VM_LOCKED ... and don't count"), so VmLck,
+# smaps' Locked: and the "lo" flag stay 0 for it whatever the monitor does. What makes the
+# memory unswappable is that it is hugetlb, which the kernel never swaps or reclaims; so
+# "hugetlb + every page present" is the whole property, and that is what this checks.
+check_guest_ram() {
+	local pid=$1 mib=$2 maps kps ph sh lk flags
+	maps=$(ram_mapping "$pid" "$mib")
+	if [ "$(wc -l <<<"$maps")" -ne 1 ] || [ -z "$maps" ]; then
+		fail "guest RAM: want one mapping of $mib MiB in /proc/$pid/smaps, found: ${maps:-none}"
+		return
+	fi
+	read -r kps ph sh lk flags <<<"$maps"
+	if [ "$kps" -ge 2048 ] && [[ " $flags " == *" ht "* ]]; then
+		pass "guest RAM: one hugetlb mapping of $mib MiB (KernelPageSize $kps kB, VmFlags $flags)"
+	else
+		fail "guest RAM of $mib MiB is not hugetlb: KernelPageSize $kps kB, VmFlags $flags"
+	fi
+	if [ $((ph + sh)) -eq $((mib * 1024)) ]; then
+		pass "guest RAM: all $mib MiB present (Private_Hugetlb $ph kB + Shared_Hugetlb $sh kB)"
+	else
+		fail "guest RAM: only $((ph + sh)) of $((mib * 1024)) kB present (not pre-faulted)"
+	fi
+	echo "note: VmLck $(awk '$1 == "VmLck:" { print $2, $3 }' "/proc/$pid/status"), smaps Locked: $lk kB (hugetlb is not counted as locked)"
+}
+
+# check_vcpu_pinning PID CPU...: PID has one thread named vcpuI per CPU given, and vcpuI may
+# run on the I-th CPU only. --ready-fd can come before the vCPU threads have got that far; a
+# thread names itself right after pinning itself (vcpu.c), so wait for the names.
+check_vcpu_pinning() {
+	local pid=$1 i=0 cpu task got found
+	shift
+	for _ in $(seq 1 60); do
+		[ -d "/proc/$pid" ] || break
+		[ "$(cat /proc/"$pid"/task/*/comm 2>/dev/null | grep -c '^vcpu')" -ge $# ] && break
+		sleep 0.5
+	done
+	for cpu in "$@"; do
+		found=""
+		for task in /proc/"$pid"/task/*; do
+			[ "$(cat "$task/comm" 2>/dev/null)" = "vcpu$i" ] || continue
+			[ -z "$found" ] || { fail "two threads named vcpu$i"; return; }
+			found=$task
+		done
+		if [ -z "$found" ]; then
+			fail "no thread named vcpu$i in /proc/$pid/task (threads: $(cat /proc/"$pid"/task/*/comm | tr '\n' ' '))"
+		else
+			got=$(awk '$1 == "Cpus_allowed_list:" { print $2 }' "$found/status")
+			[ "$got" = "$cpu" ] && pass "vcpu$i (tid ${found##*/}) is pinned to CPU $cpu" ||
+				fail "vcpu$i (tid ${found##*/}) may run on CPUs $got, want only $cpu"
+		fi
+		i=$((i + 1))
+	done
+	got=$(cat /proc/"$pid"/task/*/comm | grep -c '^vcpu')
+	[ "$got" -eq $# ] || fail "$got threads named vcpu*, want $#"
+}

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # e2e-timeout: 600
 # How the enclave ended is in the exit status: a guest reboot is 10 whichever way Linux asks for
-# it, a triple fault 11, SIGTERM to the monitor 14; --ready-fd says when the vCPUs run; resources are released
-# (all hugepages free again afterwards).
+# it, a triple fault 11, SIGTERM to the monitor 14; --ready-fd says when the vCPUs run; while the
+# enclave runs its RAM is hugetlb and fully present and each vCPU thread (vcpuN) is pinned to its
+# --cpu-ids CPU; resources are released (all hugepages free again afterwards).
 . "$(dirname "$0")/monitor-lib.sh"
 
 kernel=$(enclave_kernel) || { fail "no enclave kernel"; finish; }
@@ -31,12 +32,20 @@ done
 
 image_args "console=ttyS0 panic=-1 reboot=k quiet e2e_end=hang" "$kernel" "$work/initrd.cpio" ||
 	{ fail "cannot build the EIF"; finish; }
+# The last two CPUs we may use, in descending order, so vCPU i ↔ i-th listed CPU is not the
+# identity that --cpu-count would give.
+mapfile -t cpus < <(allowed_cpus | tail -n 2 | sort -rn)
+[ "${#cpus[@]}" -eq 2 ] || { fail "need 2 CPUs, have: ${cpus[*]}"; finish; }
 rm -f "$work/ready.fifo" && mkfifo "$work/ready.fifo"
-"$monitor" "${IMAGE_ARGS[@]}" --memory 256 --cpu-count 2 --debug-mode --ready-fd 3 \
-	>"$work/term.out" 2>"$work/term.err" 3>"$work/ready.fifo" &
+"$monitor" "${IMAGE_ARGS[@]}" --memory 256 --cpu-ids "${cpus[0]},${cpus[1]}" --debug-mode \
+	--ready-fd 3 >"$work/term.out" 2>"$work/term.err" 3>"$work/ready.fifo" &
 pid=$!
 ready=$(timeout 60 cat "$work/ready.fifo")
 [ "$ready" = ready ] && pass "--ready-fd reported \"ready\"" || fail "--ready-fd gave '$ready'"
+# As early as we can look (the vCPUs have just started), so pages the guest touched itself do
+# not hide a RAM that was not pre-faulted.
+check_guest_ram "$pid" 256
+check_vcpu_pinning "$pid" "${cpus[@]}"
 for _ in $(seq 1 120); do
 	grep -q "init reached" "$work/term.out" && break
 	sleep 0.5
