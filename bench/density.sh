@@ -28,25 +28,13 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 n=${1:-8}
 mem=${2:-128}
 runs=${3:-3}
-build=$top/build
-kdir=$(bash "$top/scripts/fetch-kernel.sh" enclave)
-kernel=$(ls "$kdir"/boot/vmlinuz-* | head -1)
-work=$build/bench-density
-rm -rf "$work" && mkdir -p "$work"
-cmdline="console=ttyS0 panic=-1 reboot=k quiet mitigations=off"
-
-bash "$top/tests/e2e/lib/microvm.sh" initramfs --init "$build/tests/e2e/vsock-init" \
-	--out "$work/initrd.cpio" --vsock-modules "$kdir" >&2
-"$build/src/cli/cloister" build-eif --kernel "$kernel" --cmdline "$cmdline" \
-	--ramdisk "$work/initrd.cpio" --output "$work/vsock.eif" >/dev/null 2>&1
+. "$top/bench/lib/vsock-image.sh"
+bench_vsock_image density
 
 want=$((n * mem / 2))
-free=$(cat /sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages)
-total=$(cat /sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages)
-[ "$free" -ge "$want" ] || echo $((total + want - free)) >/proc/sys/vm/nr_hugepages
-free=$(cat /sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages)
-[ "$free" -ge "$want" ] || {
-	echo "density: need $want free 2 MiB hugepages for $n x $mem MiB, have $free (raise E2E_MEMORY)" >&2
+bench_hugepages "$want" || {
+	echo "density: need $want free 2 MiB hugepages for $n x $mem MiB, have" \
+		"$(cat /sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages) (raise E2E_MEMORY)" >&2
 	exit 1
 }
 

@@ -34,21 +34,10 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 runs=${1:-3}
 size=${2:-32}
 mem=256
-build=$top/build
-kdir=$(bash "$top/scripts/fetch-kernel.sh" enclave)
-kernel=$(ls "$kdir"/boot/vmlinuz-* | head -1)
-work=$build/bench-memory
-rm -rf "$work" && mkdir -p "$work"
-cmdline="console=ttyS0 panic=-1 reboot=k quiet mitigations=off"
+. "$top/bench/lib/vsock-image.sh"
+bench_vsock_image memory
 
-bash "$top/tests/e2e/lib/microvm.sh" initramfs --init "$build/tests/e2e/vsock-init" \
-	--out "$work/initrd.cpio" --vsock-modules "$kdir" >&2
-"$build/src/cli/cloister" build-eif --kernel "$kernel" --cmdline "$cmdline" \
-	--ramdisk "$work/initrd.cpio" --output "$work/vsock.eif" >/dev/null 2>&1
-
-free=$(cat /sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages)
-total=$(cat /sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages)
-[ "$free" -ge $((mem / 2)) ] || echo $((total + mem / 2 - free)) >/proc/sys/vm/nr_hugepages
+bench_hugepages $((mem / 2)) || true # the monitor says what is missing
 
 exec /usr/bin/python3 "$top/bench/lib/memory_overhead.py" --runs "$runs" --size "$size" \
 	--memory "$mem" --work "$work" --kernel "$kernel" --cmdline "$cmdline" \

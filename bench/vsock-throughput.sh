@@ -11,21 +11,10 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 runs=${1:-5}
 size=${2:-64}
-build=$top/build
-kdir=$(bash "$top/scripts/fetch-kernel.sh" enclave)
-kernel=$(ls "$kdir"/boot/vmlinuz-* | head -1)
-work=$build/bench-vsock
-rm -rf "$work" && mkdir -p "$work"
-cmdline="console=ttyS0 panic=-1 reboot=k quiet mitigations=off"
+. "$top/bench/lib/vsock-image.sh"
+bench_vsock_image vsock
 
-bash "$top/tests/e2e/lib/microvm.sh" initramfs --init "$build/tests/e2e/vsock-init" \
-	--out "$work/initrd.cpio" --vsock-modules "$kdir" >&2
-"$build/src/cli/cloister" build-eif --kernel "$kernel" --cmdline "$cmdline" \
-	--ramdisk "$work/initrd.cpio" --output "$work/vsock.eif" >/dev/null 2>&1
-
-free=$(cat /sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages)
-total=$(cat /sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages)
-[ "$free" -ge 128 ] || echo $((total + 128 - free)) >/proc/sys/vm/nr_hugepages
+bench_hugepages 128 || true # the monitor says what is missing
 
 /usr/bin/python3 - "$runs" "$size" "$work" "$kernel" "$cmdline" \
 	"$build/src/vmm/cloister-monitor" "$top/tests/e2e/lib/microvm.sh" <<'PY'
