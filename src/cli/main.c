@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "vmm/sandbox/seccomp.h"
 
 struct subcommand {
 	const char *name;
@@ -58,6 +59,8 @@ int main(int argc, char **argv)
 	const char *base = argc > 0 && argv[0] ? argv[0] : "";
 	const char *slash = strrchr(base, '/');
 
+	/* The enclave process (run-enclave) sandboxes its vCPU threads: see seccomp.h. */
+	sandbox_prepare_process();
 	if (slash)
 		base = slash + 1;
 	if (!strcmp(base, "nitro-cli"))

@@ -198,6 +198,8 @@ int main(int argc, char **argv)
 	char why[256];
 	sigset_t sigs;
 
+	sandbox_prepare_process(); /* before any thread: see seccomp.h */
+
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.exit_port = VSOCK_EXIT_PORT;
 	cfg.console_fd = -1;

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <execinfo.h>
 #include <linux/kvm.h>
+#include <malloc.h>
 #include <seccomp.h>
 #include <signal.h>
 #include <stdio.h>
@@ -191,4 +192,10 @@ int sandbox_enter(enum sandbox_class cls, struct cl_diag *d)
 out:
 	seccomp_release(ctx);
 	return rc;
+}
+
+void sandbox_prepare_process(void)
+{
+	/* One arena: no per-thread heaps, so no shrink_heap() and its file read (seccomp.h). */
+	mallopt(M_ARENA_MAX, 1);
 }

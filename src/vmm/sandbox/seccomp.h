@@ -29,6 +29,14 @@ struct sandbox_rule {
  * docs. */
 const struct sandbox_rule *sandbox_rules(enum sandbox_class cls, unsigned part);
 
+/*
+ * Call first thing in main(), before any thread exists, in every program that will sandbox its
+ * threads. It makes all threads allocate from glibc's main heap: a thread's own heap, when it
+ * shrinks, makes glibc open /proc/sys/vm/overcommit_memory, which no allow-list permits (the
+ * main heap shrinks with brk).
+ */
+void sandbox_prepare_process(void);
+
 /* Install the allow-list of @cls on the calling thread. Returns 0, or -1 with @d set. */
 int sandbox_enter(enum sandbox_class cls, struct cl_diag *d);
 
