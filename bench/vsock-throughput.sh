@@ -17,53 +17,22 @@ bench_vsock_image vsock
 bench_hugepages 128 || true # the monitor says what is missing
 
 /usr/bin/python3 - "$runs" "$size" "$work" "$kernel" "$cmdline" \
-	"$build/src/vmm/cloister-monitor" "$top/tests/e2e/lib/microvm.sh" <<'PY'
-import json, os, platform, socket, subprocess, sys, threading, time
+	"$build/src/vmm/cloister-monitor" "$top/tests/e2e/lib/microvm.sh" "$top" <<'PY'
+import json, os, platform, socket, subprocess, sys, time
 
-runs, size, work, kernel, cmdline, monitor, microvm = sys.argv[1:8]
+runs, size, work, kernel, cmdline, monitor, microvm, top = sys.argv[1:9]
 runs, size = int(runs), int(size) << 20
 CHUNK = 1 << 16
 
+# The echo client and the waits are bench/lib/benchlib.py's, shared with the other benchmarks.
+sys.path.insert(0, os.path.join(top, "bench", "lib"))
+from benchlib import uds_connect, wait_for  # noqa: E402
+from benchlib import transfer as _transfer  # noqa: E402
+
+
 def transfer(sock):
     """Send `size` bytes while reading the echo; MiB/s each way."""
-    data = os.urandom(CHUNK)
-    got = [0]
-    def reader():
-        while got[0] < size:
-            b = sock.recv(1 << 20)
-            if not b:
-                break
-            got[0] += len(b)
-    t = threading.Thread(target=reader)
-    t0 = time.monotonic()
-    t.start()
-    for _ in range(size // CHUNK):
-        sock.sendall(data)
-    t.join(300)
-    dt = time.monotonic() - t0
-    sock.close()
-    if got[0] != size:
-        raise SystemExit(f"echo returned {got[0]} of {size} bytes")
-    return (size >> 20) / dt
-
-def wait_for(pred, timeout, what):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return
-        time.sleep(0.05)
-    raise SystemExit(f"timed out waiting for {what}")
-
-def uds_connect(path, port):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.connect(path)
-    s.sendall(f"CONNECT {port}\n".encode())
-    line = b""
-    while not line.endswith(b"\n"):
-        line += s.recv(1)
-    if not line.startswith(b"OK"):
-        raise SystemExit("enclave refused the connection")
-    return s
+    return _transfer(sock, size, CHUNK)
 
 def start_ours():
     uds = f"{work}/e.vsock"
