@@ -96,6 +96,27 @@ grep -q 'cloister demo: hello from the enclave' "$w/console.out" &&
 	grep -q 'cloister demo: attestation document of' "$w/console.out" &&
 	pass "console: the demo greeted and got an attestation document at start" ||
 	fail "console: $(tail -5 "$w/console.out")"
+# Every thread of the enclave process runs under a seccomp filter (docs/security.md): the main
+# loop, the control thread and the vCPU threads ("Seccomp: 2" is filter mode). Kernel workers in
+# the thread group (PF_USER_WORKER, 0x4000: KVM's NX huge page recovery on recent kernels) run
+# no user code and are only listed.
+epid=$(json "$w/demo.json" 'd["ProcessID"]')
+seen="" bad="" n=0
+for t in /proc/"$epid"/task/*; do
+	comm=$(cat "$t/comm" 2>/dev/null) || continue
+	mode=$(sed -n 's/^Seccomp:[[:space:]]*//p' "$t/status")
+	flags=$(sed 's/.*) //' "$t/stat" | cut -d' ' -f7)
+	if (((flags & 0x4000) != 0)); then
+		seen="$seen $comm(kernel worker)"
+		continue
+	fi
+	n=$((n + 1))
+	seen="$seen $comm($mode)"
+	[ "$mode" = 2 ] || bad="$bad $comm"
+done
+[ "$n" -ge 3 ] && [ -z "$bad" ] &&
+	pass "all $n threads of the enclave process are filtered:$seen" ||
+	fail "enclave process $epid: threads without a seccomp filter:${bad:- none, but only $n}; all:$seen"
 "$nitro" terminate-enclave --enclave-id "$id" >"$w/term.json" 2>"$w/term.err" &&
 	pass "terminate-enclave" || fail "terminate-enclave: $(cat "$w/term.err")"
 
@@ -134,5 +155,10 @@ else
 	fail "run-enclave bb (production): $(cat "$w/bbp.err")"
 fi
 "$nitro" terminate-enclave --all >/dev/null 2>&1
+sleep 1 # terminate returns once the resources are back; the process exits right after
+# A syscall missing from a list would have ended an enclave process with a SIGSYS report.
+grep -h "seccomp:" "$NITRO_CLI_LOGS_PATH"/*.log >"$w/seccomp.txt" 2>/dev/null
+[ ! -s "$w/seccomp.txt" ] && pass "no seccomp report in the enclave logs" ||
+	fail "seccomp reports in the enclave logs: $(head -5 "$w/seccomp.txt")"
 release
 finish

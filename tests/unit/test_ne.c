@@ -136,6 +136,34 @@ static void test_create_slot_records_grant_with_enclave_id(void **state)
 	assert_int_equal(pool_grant_read(f->pool, g.slot_uid, &g, NULL), POOL_ERR_NOT_FOUND);
 }
 
+/* The enclave process releases under seccomp: the grant pinned before, no open at the end. */
+static void test_release_through_the_pinned_grant(void **state)
+{
+	struct fixture *f = *state;
+	struct ne_slot *s = new_slot(f), *other;
+	struct pool_grant g;
+	uint64_t uid = ne_slot_uid(s);
+
+	assert_int_equal(ne_release_prepare(s, NULL), 0);
+	ne_release(s);
+	assert_int_equal(pool_grant_read(f->pool, uid, &g, NULL), POOL_ERR_NOT_FOUND);
+
+	/* A grant another process rewrote after the pin is not this process's to remove. */
+	s = new_slot(f);
+	uid = ne_slot_uid(s);
+	assert_int_equal(ne_release_prepare(s, NULL), 0);
+	assert_int_equal(pool_grant_read(f->pool, uid, &g, NULL), POOL_OK);
+	g.owner_pid = getpid() + 1;
+	assert_int_equal(pool_lock(f->pool, NULL), POOL_OK);
+	assert_int_equal(pool_grant_write(f->pool, &g, NULL), POOL_OK);
+	pool_unlock(f->pool);
+	ne_release(s);
+	assert_int_equal(pool_grant_read(f->pool, uid, &g, NULL), POOL_OK);
+	assert_int_equal(pool_grant_remove(f->pool, uid, NULL), POOL_OK);
+	other = new_slot(f); /* the pool is usable afterwards */
+	ne_release(other);
+}
+
 static void test_create_slot_without_pool_says_run_allocator(void **state)
 {
 	struct fixture *f = *state;
@@ -997,6 +1025,8 @@ static void test_real_alloc_is_contiguous_and_zeroed_on_reuse_when_available(voi
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_release_through_the_pinned_grant, setup,
+		                                teardown),
 		cmocka_unit_test_setup_teardown(test_create_slot_records_grant_with_enclave_id,
 		                                setup, teardown),
 		cmocka_unit_test_setup_teardown(test_create_slot_without_pool_says_run_allocator,

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <signal.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -510,6 +511,46 @@ static void test_grant_round_trips_and_dead_owner_is_reclaimed(void **state)
 	pool_close(p);
 }
 
+/* The enclave process's end, under seccomp: the grant is read through an fd opened before. */
+static void test_pinned_grant_reads_until_replaced_or_removed(void **state)
+{
+	struct fixture *f = *state;
+	struct pool_grant g = { 0 }, back;
+	char dir[PATH_MAX + 16];
+	struct pool *p;
+	int fd = -1;
+
+	snprintf(dir, sizeof(dir), "%s/state3", f->root);
+	assert_int_equal(pool_open(dir, f->root, &p, NULL), POOL_OK);
+	assert_int_equal(pool_grant_open(p, 0x123, &fd, NULL), POOL_ERR_NOT_FOUND);
+	g.slot_uid = 0x123;
+	snprintf(g.name, sizeof(g.name), "pinned");
+	g.owner_pid = getpid();
+	g.cid = 20;
+	assert_int_equal(pool_lock(p, NULL), POOL_OK);
+	assert_int_equal(pool_grant_write(p, &g, NULL), POOL_OK);
+	assert_int_equal(pool_grant_open(p, 0x123, &fd, NULL), POOL_OK);
+	assert_int_equal(pool_grant_read_fd(fd, &back, NULL), POOL_OK);
+	assert_string_equal(back.name, "pinned");
+	assert_int_equal(back.owner_pid, getpid());
+	assert_int_equal(back.cid, 20);
+
+	/* Someone else takes the slot over: a rename over the file. The pinned fd still reads
+	 * the old contents, but must not pass for the slot's grant any more. */
+	g.owner_pid = getpid() + 1;
+	assert_int_equal(pool_grant_write(p, &g, NULL), POOL_OK);
+	assert_int_equal(pool_grant_read_fd(fd, &back, NULL), POOL_ERR_NOT_FOUND);
+	close(fd);
+
+	/* Removed: likewise. */
+	assert_int_equal(pool_grant_open(p, 0x123, &fd, NULL), POOL_OK);
+	assert_int_equal(pool_grant_remove(p, 0x123, NULL), POOL_OK);
+	assert_int_equal(pool_grant_read_fd(fd, &back, NULL), POOL_ERR_NOT_FOUND);
+	close(fd);
+	pool_unlock(p);
+	pool_close(p);
+}
+
 static void test_grant_with_reused_pid_counts_as_dead(void **state)
 {
 	struct pool_grant g = { 0 };
@@ -639,6 +680,7 @@ int main(void)
 		cmocka_unit_test(test_hugepages_missing_node_is_an_error),
 		cmocka_unit_test(test_pool_record_round_trips),
 		cmocka_unit_test(test_grant_round_trips_and_dead_owner_is_reclaimed),
+		cmocka_unit_test(test_pinned_grant_reads_until_replaced_or_removed),
 		cmocka_unit_test(test_grant_with_reused_pid_counts_as_dead),
 		cmocka_unit_test(test_cid_reserved_values),
 		cmocka_unit_test(test_cid_auto_starts_at_16_and_skips_used),

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <linux/kvm.h>
 #include <seccomp.h>
@@ -11,7 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/file.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -28,7 +31,17 @@ enum action {
 	DO_KVM_RUN,
 	DO_KVM_IRQ_LINE,
 	DO_MPROTECT_RW,
-	DO_MPROTECT_X
+	DO_MPROTECT_X,
+	DO_OPENAT,
+	DO_EXECVE,
+	DO_FLOCK,
+	DO_PREAD,
+	DO_ACCEPT4,
+	DO_PEERCRED,
+	DO_SO_TYPE,
+	DO_RCVTIMEO,
+	DO_SOCKET,
+	DO_GETUID,
 };
 
 /* Run @act in a child that entered @cls; return its wait status. The child's stderr and a
@@ -81,6 +94,50 @@ static int run_sandboxed(enum sandbox_class cls, enum action act, char *out, siz
 			ioctl(-1, KVM_IRQ_LINE, &l); /* EBADF, but allowed */
 			break;
 		}
+		/* The rest fail harmlessly (EBADF, ENOENT) where they are allowed: the filter
+		 * decides before the kernel looks at the arguments. */
+		case DO_OPENAT:
+			syscall(SYS_openat, AT_FDCWD, "/nonexistent", O_RDONLY);
+			break;
+		case DO_EXECVE: {
+			char *const argv[] = { (char *)"/nonexistent", NULL };
+
+			syscall(SYS_execve, argv[0], argv, argv + 1);
+			break;
+		}
+		case DO_FLOCK:
+			flock(-1, LOCK_EX);
+			break;
+		case DO_PREAD: {
+			char c;
+
+			(void)!pread(-1, &c, 1, 0);
+			break;
+		}
+		case DO_ACCEPT4:
+			accept4(-1, NULL, NULL, SOCK_CLOEXEC);
+			break;
+		case DO_PEERCRED:
+		case DO_SO_TYPE: {
+			struct ucred cred;
+			socklen_t clen = sizeof(cred);
+
+			getsockopt(-1, SOL_SOCKET, act == DO_PEERCRED ? SO_PEERCRED : SO_TYPE,
+			           &cred, &clen);
+			break;
+		}
+		case DO_RCVTIMEO: {
+			struct timeval tv = { .tv_sec = 2 };
+
+			setsockopt(-1, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+			break;
+		}
+		case DO_SOCKET:
+			syscall(SYS_socket, AF_UNIX, SOCK_STREAM, 0);
+			break;
+		case DO_GETUID:
+			syscall(SYS_getuid);
+			break;
 		}
 		/* exit_group directly: ASan's _exit interceptor calls sigaltstack, which the
 		 * monitor never needs and the filter rightly refuses. */
@@ -162,14 +219,57 @@ static void test_sandbox_threads_may_free_memory(void **state)
 static void test_sandbox_every_rule_has_a_reason_and_resolves(void **state)
 {
 	(void)state;
-	for (int cls = SANDBOX_VCPU; cls <= SANDBOX_MAIN; cls++)
-		for (unsigned part = 0; part < 2; part++)
+	for (int cls = 0; cls < SANDBOX_NCLASSES; cls++) {
+		unsigned part = 0;
+
+		for (; sandbox_rules(cls, part); part++)
 			for (const struct sandbox_rule *r = sandbox_rules(cls, part); r->name;
 			     r++) {
+				assert_non_null(r->why);
 				assert_true(strlen(r->why) > 3);
 				assert_int_not_equal(seccomp_syscall_resolve_name(r->name),
 				                     __NR_SCMP_ERROR);
 			}
+		assert_true(part >= 2); /* the glibc basics and the class's own */
+	}
+	assert_null(sandbox_rules(SANDBOX_NCLASSES, 0));
+}
+
+/* Whether @cls lists @name (in any part). */
+static bool class_lists(enum sandbox_class cls, const char *name)
+{
+	for (unsigned part = 0; sandbox_rules(cls, part); part++)
+		for (const struct sandbox_rule *r = sandbox_rules(cls, part); r->name; r++)
+			if (!strcmp(r->name, name))
+				return true;
+	return false;
+}
+
+static void test_sandbox_no_class_lists_exec_open_or_ptrace(void **state)
+{
+	static const char *const never[] = { "execve",  "execveat", "open",   "openat",
+		                             "openat2", "creat",    "ptrace", "mount",
+		                             "clone",   "clone3",   "fork",   "vfork",
+		                             "chmod",   "fchmod",   "rename", "renameat2",
+		                             "bind",    "listen",   "kill",   "process_vm_writev" };
+
+	(void)state;
+	for (int cls = 0; cls < SANDBOX_NCLASSES; cls++)
+		for (size_t i = 0; i < sizeof(never) / sizeof(never[0]); i++)
+			if (class_lists(cls, never[i]))
+				fail_msg("class %d lists %s", cls, never[i]);
+}
+
+/* The standalone monitor's list is the enclave process's minus its end: nothing of the
+ * enclave process leaks into it. */
+static void test_sandbox_main_is_enclave_main_minus_its_end(void **state)
+{
+	(void)state;
+	for (unsigned part = 0; sandbox_rules(SANDBOX_MAIN, part); part++)
+		for (const struct sandbox_rule *r = sandbox_rules(SANDBOX_MAIN, part); r->name; r++)
+			assert_true(class_lists(SANDBOX_ENCLAVE_MAIN, r->name));
+	assert_false(class_lists(SANDBOX_MAIN, "flock"));
+	assert_false(class_lists(SANDBOX_MAIN, "pread64"));
 }
 
 static void test_sandbox_allows_listed_syscalls(void **state)
@@ -233,6 +333,75 @@ static void test_sandbox_main_thread_cannot_run_a_vcpu(void **state)
 	assert_true(killed_by_sigsys(st));
 }
 
+static void expect_allowed(enum sandbox_class cls, enum action act)
+{
+	char out[512];
+	int st = run_sandboxed(cls, act, out, sizeof(out));
+
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		fail_msg("class %d, action %d: status 0x%x: %s", cls, act, st, out);
+}
+
+static void expect_killed(enum sandbox_class cls, enum action act, const char *syscall_name)
+{
+	char out[2048];
+	int st = run_sandboxed(cls, act, out, sizeof(out));
+
+	if (!killed_by_sigsys(st))
+		fail_msg("class %d, action %d: not killed by SIGSYS (status 0x%x)", cls, act, st);
+	assert_non_null(strstr(out, "before;"));
+	if (!strstr(out, syscall_name))
+		fail_msg("class %d: the report does not name %s: %s", cls, syscall_name, out);
+}
+
+static void test_sandbox_enclave_main_allows_the_enclave_end(void **state)
+{
+	(void)state;
+	expect_allowed(SANDBOX_ENCLAVE_MAIN, DO_WRITE);
+	expect_allowed(SANDBOX_ENCLAVE_MAIN, DO_KVM_IRQ_LINE);
+	expect_allowed(SANDBOX_ENCLAVE_MAIN, DO_ACCEPT4); /* vsock socket */
+	expect_allowed(SANDBOX_ENCLAVE_MAIN, DO_FLOCK); /* pool lock */
+	expect_allowed(SANDBOX_ENCLAVE_MAIN, DO_PREAD); /* the pinned grant */
+	expect_allowed(SANDBOX_ENCLAVE_MAIN, DO_MPROTECT_RW);
+	/* the standalone monitor's main thread does not get the enclave process's end */
+	expect_killed(SANDBOX_MAIN, DO_FLOCK, "flock");
+	expect_killed(SANDBOX_MAIN, DO_PREAD, "pread64");
+}
+
+static void test_sandbox_enclave_main_refuses_open_exec_and_vcpus(void **state)
+{
+	(void)state;
+	expect_killed(SANDBOX_ENCLAVE_MAIN, DO_OPENAT, "openat");
+	expect_killed(SANDBOX_ENCLAVE_MAIN, DO_EXECVE, "execve");
+	expect_killed(SANDBOX_ENCLAVE_MAIN, DO_KVM_RUN, "ioctl");
+	expect_killed(SANDBOX_ENCLAVE_MAIN, DO_TCGETS, "ioctl");
+	expect_killed(SANDBOX_ENCLAVE_MAIN, DO_MPROTECT_X, "mprotect");
+	expect_killed(SANDBOX_ENCLAVE_MAIN, DO_GETPPID, "getppid");
+}
+
+static void test_sandbox_control_allows_serving_requests(void **state)
+{
+	(void)state;
+	expect_allowed(SANDBOX_CONTROL, DO_WRITE);
+	expect_allowed(SANDBOX_CONTROL, DO_ACCEPT4);
+	expect_allowed(SANDBOX_CONTROL, DO_PEERCRED);
+	expect_allowed(SANDBOX_CONTROL, DO_RCVTIMEO);
+	expect_allowed(SANDBOX_CONTROL, DO_GETUID);
+	expect_allowed(SANDBOX_CONTROL, DO_MPROTECT_RW);
+}
+
+static void test_sandbox_control_refuses_everything_else(void **state)
+{
+	(void)state;
+	expect_killed(SANDBOX_CONTROL, DO_OPENAT, "openat");
+	expect_killed(SANDBOX_CONTROL, DO_EXECVE, "execve");
+	expect_killed(SANDBOX_CONTROL, DO_SOCKET, "socket"); /* no new connections */
+	expect_killed(SANDBOX_CONTROL, DO_SO_TYPE, "getsockopt"); /* SO_PEERCRED only */
+	expect_killed(SANDBOX_CONTROL, DO_KVM_IRQ_LINE, "ioctl"); /* no ioctl at all */
+	expect_killed(SANDBOX_CONTROL, DO_FLOCK, "flock"); /* the pool is the main thread's */
+	expect_killed(SANDBOX_CONTROL, DO_MPROTECT_X, "mprotect");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -243,6 +412,12 @@ int main(void)
 		cmocka_unit_test(test_sandbox_memory_may_never_become_executable),
 		cmocka_unit_test(test_sandbox_main_thread_cannot_run_a_vcpu),
 		cmocka_unit_test(test_sandbox_threads_may_free_memory),
+		cmocka_unit_test(test_sandbox_no_class_lists_exec_open_or_ptrace),
+		cmocka_unit_test(test_sandbox_main_is_enclave_main_minus_its_end),
+		cmocka_unit_test(test_sandbox_enclave_main_allows_the_enclave_end),
+		cmocka_unit_test(test_sandbox_enclave_main_refuses_open_exec_and_vcpus),
+		cmocka_unit_test(test_sandbox_control_allows_serving_requests),
+		cmocka_unit_test(test_sandbox_control_refuses_everything_else),
 	};
 
 	return cmocka_run_group_tests_name("sandbox", tests, NULL, NULL);

@@ -31,6 +31,7 @@
 #include "lib/util/log.h"
 #include "lib/vsock/vsock.h"
 #include "vmm/monitor.h"
+#include "vmm/sandbox/seccomp.h"
 
 #define MiB (1ULL << 20)
 #define MAX_WAITERS 16
@@ -195,7 +196,20 @@ static void serve_one(struct eproc *e, int fd)
 static void *control_thread(void *opaque)
 {
 	struct eproc *e = opaque;
+	struct cl_diag d = { "" };
 
+	/* Everything this thread needs is open (the listening socket, the stop eventfd): the
+	 * requests of any local user are served under SANDBOX_CONTROL only. Without it, no
+	 * requests: the enclave ends rather than run with an unfiltered control thread. */
+	if (sandbox_enter(SANDBOX_CONTROL, &d) < 0) {
+		cl_err("control thread: %s; ending the enclave", d.msg);
+		atomic_store(&e->terminating, true);
+		pthread_mutex_lock(&e->lock);
+		if (e->m)
+			monitor_stop(e->m, MONITOR_END_MONITOR_ERROR, "%s", d.msg);
+		pthread_mutex_unlock(&e->lock);
+		return NULL;
+	}
 	for (;;) {
 		struct pollfd pfd[2] = { { .fd = e->listen_fd, .events = POLLIN },
 			                 { .fd = e->stop_fd, .events = POLLIN } };
@@ -408,6 +422,14 @@ int enclave_process_main(const struct run_args *a, const struct parent_identity 
 		snprintf(msg, sizeof(msg), "%s: %s", vmm_strerror(verr), d.msg);
 		code = report_error(&e, vmm_err_to_cli(verr), msg);
 		goto out;
+	}
+	/* All set up: guest RAM, KVM, sockets, the NSM keys, the console and log files. From here
+	 * this thread runs the guest-facing main loop, then the enclave's end, under
+	 * SANDBOX_ENCLAVE_MAIN; the end's only file access is the grant, pinned now. */
+	if (ne_release_prepare(e.launch.slot, &d) < 0 ||
+	    sandbox_enter(SANDBOX_ENCLAVE_MAIN, &d) < 0) {
+		cl_err("%s; ending the enclave", d.msg);
+		monitor_stop(e.m, MONITOR_END_MONITOR_ERROR, "%s", d.msg);
 	}
 	end = monitor_wait(e.m, sigfd, why, sizeof(why));
 	atomic_store(&e.terminating, true);

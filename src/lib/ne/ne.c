@@ -197,6 +197,7 @@ static int slot_new(struct pool *p, uint64_t slot_uid, struct ne_slot **out, str
 	}
 	s->pool = p;
 	s->slot_uid = slot_uid;
+	s->grant_fd = -1;
 	rc = pool_record_read(p, &s->rec, d);
 	if (rc) {
 		free(s);
@@ -703,19 +704,34 @@ void ne_slot_forget(struct ne_slot *s)
 {
 	if (!s)
 		return;
+	if (s->grant_fd >= 0)
+		close(s->grant_fd);
 	pool_topology_free(s->topo);
 	free(s);
+}
+
+int ne_release_prepare(struct ne_slot *s, struct cl_diag *d)
+{
+	if (s->grant_fd >= 0)
+		return 0;
+	return pool_grant_open(s->pool, s->slot_uid, &s->grant_fd, d) ? -EIO : 0;
 }
 
 void ne_release(struct ne_slot *s)
 {
 	struct pool_grant g;
+	int rc;
 
 	if (!s)
 		return;
 	if (pool_lock(s->pool, NULL) == POOL_OK) {
-		if (pool_grant_read(s->pool, s->slot_uid, &g, NULL) == POOL_OK &&
-		    g.owner_pid == getpid())
+		/* Pinned (the enclave process, which may not open files by now): the fd shows
+		 * whether the slot's grant is still the file this process last wrote. */
+		if (s->grant_fd >= 0)
+			rc = pool_grant_read_fd(s->grant_fd, &g, NULL);
+		else
+			rc = pool_grant_read(s->pool, s->slot_uid, &g, NULL);
+		if (rc == POOL_OK && g.owner_pid == getpid())
 			pool_grant_remove(s->pool, s->slot_uid, NULL);
 		pool_unlock(s->pool);
 	}

@@ -186,6 +186,12 @@ int ne_start(struct ne_slot *s, uint64_t flags, uint64_t *cid, struct cl_diag *d
  * NULL is fine. Only the owner's release deletes the grant. */
 void ne_release(struct ne_slot *s);
 
+/* Make ne_release() (and ne_launch_release()) work without opening a file: pins the slot's grant
+ * by an fd, for a process that is about to enter a seccomp list without open (the enclave
+ * process). Call after this process's last change to the grant; a later change by anyone
+ * replaces the file, and ne_release then leaves the new grant alone. 0, or -EIO with @d set. */
+int ne_release_prepare(struct ne_slot *s, struct cl_diag *d);
+
 /* Free the handle but keep the grant (another process adopted it, or this process is about to
  * exec the owner). */
 void ne_slot_forget(struct ne_slot *s);

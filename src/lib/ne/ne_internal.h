@@ -18,6 +18,7 @@ struct ne_slot {
 	} regions[NE_MAX_MEM_REGIONS];
 	size_t nregions;
 	uint64_t mem_total;
+	int grant_fd; /* ne_release_prepare(): the grant, held open for ne_release; or -1 */
 };
 
 /* The real page inspection: /proc/self/smaps for hugetlb-ness and page size, then fault the

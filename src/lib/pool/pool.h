@@ -294,6 +294,18 @@ int pool_grants_list(struct pool *p, struct pool_grant **out, size_t *n, size_t 
                      struct cl_diag *d);
 /* Read one grant by slot uid. POOL_ERR_NOT_FOUND if absent. Does not check the owner. */
 int pool_grant_read(struct pool *p, uint64_t slot_uid, struct pool_grant *g, struct cl_diag *d);
+/*
+ * Open one grant read-only, for pool_grant_read_fd() later, when the process may no longer open
+ * files (the enclave process's seccomp list). *fd belongs to the caller. POOL_ERR_NOT_FOUND if
+ * absent.
+ */
+int pool_grant_open(struct pool *p, uint64_t slot_uid, int *fd, struct cl_diag *d);
+/*
+ * Read the grant behind @fd from pool_grant_open(), without opening anything (fstat + pread).
+ * POOL_ERR_NOT_FOUND once that file is no longer the slot's grant: it was removed, or replaced
+ * (every write is a rename over it). Take the lock first to make that answer stick.
+ */
+int pool_grant_read_fd(int fd, struct pool_grant *g, struct cl_diag *d);
 /* Write (atomically replace) a grant. Caller holds the lock. */
 int pool_grant_write(struct pool *p, const struct pool_grant *g, struct cl_diag *d);
 /* Delete a grant. Caller holds the lock. POOL_ERR_NOT_FOUND if absent. */

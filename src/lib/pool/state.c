@@ -217,19 +217,15 @@ static void kv_cpus(struct kv_out *o, const char *key, const struct cpuset *s)
 
 /* Call @fn for each `key=value` line of @path. Returns POOL_OK, POOL_ERR_NOT_FOUND (no file),
  * POOL_ERR_IO, or whatever @fn returns. */
-static int kv_read(const char *path, int (*fn)(const char *key, const char *val, void *arg),
-                   void *arg, struct cl_diag *d)
+/* Parse the NUL-terminated key=value lines of @data (modified in place); @path names them in
+ * messages. */
+static int kv_parse(char *data, const char *path,
+                    int (*fn)(const char *key, const char *val, void *arg), void *arg,
+                    struct cl_diag *d)
 {
-	uint8_t *data;
-	size_t len;
 	char *line, *save = NULL;
-	int err, rc = POOL_OK;
+	int rc = POOL_OK;
 
-	err = cl_file_read_all(path, STATE_FILE_MAX, &data, &len, d);
-	if (err == -ENOENT)
-		return POOL_ERR_NOT_FOUND;
-	if (err)
-		return POOL_ERR_IO;
 	for (line = strtok_r((char *)data, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		char *eq = strchr(line, '=');
 
@@ -253,6 +249,22 @@ static int kv_read(const char *path, int (*fn)(const char *key, const char *val,
 			break;
 		}
 	}
+	return rc;
+}
+
+static int kv_read(const char *path, int (*fn)(const char *key, const char *val, void *arg),
+                   void *arg, struct cl_diag *d)
+{
+	uint8_t *data;
+	size_t len;
+	int err, rc;
+
+	err = cl_file_read_all(path, STATE_FILE_MAX, &data, &len, d);
+	if (err == -ENOENT)
+		return POOL_ERR_NOT_FOUND;
+	if (err)
+		return POOL_ERR_IO;
+	rc = kv_parse((char *)data, path, fn, arg, d);
 	free(data);
 	return rc;
 }
@@ -481,6 +493,62 @@ int pool_grant_read(struct pool *p, uint64_t slot_uid, struct pool_grant *g, str
 		cl_diag_set(d,
 		            "no enclave with slot %" PRIx64 " (it was released or its owner died)",
 		            slot_uid);
+	return rc;
+}
+
+int pool_grant_open(struct pool *p, uint64_t slot_uid, int *fd, struct cl_diag *d)
+{
+	char path[PATH_MAX];
+
+	grant_path(p, slot_uid, path, sizeof(path));
+	*fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (*fd >= 0)
+		return POOL_OK;
+	cl_diag_set(d, "cannot open %s: %s", path, strerror(errno));
+	return errno == ENOENT ? POOL_ERR_NOT_FOUND : POOL_ERR_IO;
+}
+
+int pool_grant_read_fd(int fd, struct pool_grant *g, struct cl_diag *d)
+{
+	struct stat st;
+	char *data;
+	ssize_t n;
+	int rc;
+
+	memset(g, 0, sizeof(*g));
+	if (fstat(fd, &st) < 0) {
+		cl_diag_set(d, "cannot stat a grant: %s", strerror(errno));
+		return POOL_ERR_IO;
+	}
+	/* Grants are replaced by rename and removed by unlink: either leaves the inode this fd
+	 * holds without a name, and then the grant file of the slot is not this one. */
+	if (st.st_nlink == 0) {
+		cl_diag_set(d, "the grant was removed or replaced");
+		return POOL_ERR_NOT_FOUND;
+	}
+	if (st.st_size < 0 || st.st_size > STATE_FILE_MAX) {
+		cl_diag_set(d, "a grant of %lld bytes is larger than %d", (long long)st.st_size,
+		            STATE_FILE_MAX);
+		return POOL_ERR_STATE;
+	}
+	data = malloc((size_t)st.st_size + 1);
+	if (!data) {
+		cl_diag_set(d, "out of memory reading a grant");
+		return POOL_ERR_NOMEM;
+	}
+	n = pread(fd, data, (size_t)st.st_size, 0);
+	if (n < 0) {
+		cl_diag_set(d, "cannot read a grant: %s", strerror(errno));
+		free(data);
+		return POOL_ERR_IO;
+	}
+	data[n] = '\0';
+	rc = kv_parse(data, "the pinned grant", grant_kv, g, d);
+	free(data);
+	if (!rc && (!g->slot_uid || !g->owner_pid)) {
+		cl_diag_set(d, "the pinned grant lacks slot_uid or owner_pid");
+		rc = POOL_ERR_STATE;
+	}
 	return rc;
 }
 

@@ -11,24 +11,17 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "vmm/sandbox/seccomp.h"
 
-/* Both thread classes. */
-static const struct sandbox_rule common_rules[] = {
+/* Every class: what any thread of the process needs from glibc and for its own fds. */
+static const struct sandbox_rule thread_rules[] = {
 	{ "futex", "mutexes and condition variables (device transport locks, the end lock)" },
-	{ "read", "eventfds, the signalfd, vsock host sockets" },
-	{ "write", "console and log output, eventfds, vsock host sockets" },
-	{ "close", "vsock connections that end" },
-	{ "sendto", "send() on vsock host sockets" },
-	{ "recvfrom", "recv() on vsock host sockets" },
-	{ "sendmsg", "glibc may send through sendmsg" },
-	{ "recvmsg", "glibc may receive through recvmsg" },
-	{ "shutdown", "half-close of a vsock host socket when the guest shuts down its side" },
-	{ "socket", "the guest connects to a parent port: a Unix socket to <uds>_<port>" },
-	{ "connect", "the same connection" },
-	{ "epoll_ctl", "the vsock engine changes which host sockets it watches" },
+	{ "read", "eventfds, the signalfd, sockets (vsock host sockets, control requests)" },
+	{ "write", "console and log output, eventfds, sockets" },
+	{ "close", "connections that end" },
 	{ "brk", "malloc" },
 	{ "mmap", "malloc of large blocks (vsock buffers, CBOR documents)" },
 	{ "munmap", "free of large blocks; thread stacks; guest RAM at exit" },
@@ -36,7 +29,6 @@ static const struct sandbox_rule common_rules[] = {
 	{ "madvise", "glibc returns freed memory and thread stacks" },
 	{ "rt_sigreturn", "return from the vCPU kick handler" },
 	{ "rt_sigprocmask", "glibc masks signals around thread start and exit" },
-	{ "getrandom", "NSM GetRandom, and the nonce of each ECDSA attestation signature" },
 	{ "clock_gettime", "timestamps (vDSO fallback)" },
 	{ "gettimeofday", "timestamps (vDSO fallback)" },
 	{ "getpid", "logging, raise()" },
@@ -47,6 +39,20 @@ static const struct sandbox_rule common_rules[] = {
 	{ "newfstatat", "stdio's first write to a stream (fstat on newer glibc)" },
 	{ "exit", "a thread ends" },
 	{ "exit_group", "the monitor ends" },
+	{ NULL, NULL },
+};
+
+/* The monitor's classes (vCPU and main threads): the guest's devices. */
+static const struct sandbox_rule monitor_rules[] = {
+	{ "sendto", "send() on vsock host sockets" },
+	{ "recvfrom", "recv() on vsock host sockets" },
+	{ "sendmsg", "glibc may send through sendmsg" },
+	{ "recvmsg", "glibc may receive through recvmsg" },
+	{ "shutdown", "half-close of a vsock host socket when the guest shuts down its side" },
+	{ "socket", "the guest connects to a parent port: a Unix socket to <uds>_<port>" },
+	{ "connect", "the same connection" },
+	{ "epoll_ctl", "the vsock engine changes which host sockets it watches" },
+	{ "getrandom", "NSM GetRandom, and the nonce of each ECDSA attestation signature" },
 	{ NULL, NULL },
 };
 
@@ -67,11 +73,38 @@ static const struct sandbox_rule main_rules[] = {
 	{ NULL, NULL },
 };
 
+/* The enclave process's main thread, on top of main_rules: its end after the VM's. Files it
+ * needs then were opened before the filter (the pool lock, the grant: ne_release_prepare). */
+static const struct sandbox_rule enclave_end_rules[] = {
+	{ "flock", "the pool lock, held while the enclave's grant is removed" },
+	{ "pread64", "reads the enclave's grant through the fd pinned before the filter" },
+	{ NULL, NULL },
+};
+
+/* The enclave process's control thread; getsockopt (SO_PEERCRED) and setsockopt (SO_RCVTIMEO,
+ * SO_SNDTIMEO) are allowed separately. */
+static const struct sandbox_rule control_rules[] = {
+	{ "poll", "waits for a control connection or the stop eventfd" },
+	{ "ppoll", "the same (poll on newer glibc)" },
+	{ "accept4", "a nitro-cli command connects to the control socket" },
+	{ "getuid", "terminate: only the enclave's owner (or root) may end it" },
+	{ NULL, NULL },
+};
+
+/* Each class's allow-list, as the union of its parts. */
+static const struct sandbox_rule *const class_parts[SANDBOX_NCLASSES][5] = {
+	[SANDBOX_VCPU] = { thread_rules, monitor_rules, vcpu_rules, NULL },
+	[SANDBOX_MAIN] = { thread_rules, monitor_rules, main_rules, NULL },
+	[SANDBOX_ENCLAVE_MAIN] = { thread_rules, monitor_rules, main_rules, enclave_end_rules,
+	                           NULL },
+	[SANDBOX_CONTROL] = { thread_rules, control_rules, NULL },
+};
+
 const struct sandbox_rule *sandbox_rules(enum sandbox_class cls, unsigned part)
 {
-	if (part == 0)
-		return common_rules;
-	return cls == SANDBOX_VCPU ? vcpu_rules : main_rules;
+	if ((unsigned)cls >= SANDBOX_NCLASSES || part >= 5)
+		return NULL;
+	return class_parts[cls][part];
 }
 
 static void sigsys_handler(int sig, siginfo_t *si, void *uctx)
@@ -146,12 +179,28 @@ static int allow_ioctl(scmp_filter_ctx ctx, unsigned long req, struct cl_diag *d
 	return rc < 0 ? -1 : 0;
 }
 
+/* @nr (getsockopt or setsockopt) on level SOL_SOCKET, option @opt only. */
+static int allow_sockopt(scmp_filter_ctx ctx, int nr, int opt, struct cl_diag *d)
+{
+	int rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 2,
+	                          SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffUL, SOL_SOCKET),
+	                          SCMP_A2(SCMP_CMP_MASKED_EQ, 0xffffffffUL, (scmp_datum_t)opt));
+
+	if (rc < 0)
+		cl_diag_set(d, "seccomp: cannot allow socket option %d: %s", opt, strerror(-rc));
+	return rc < 0 ? -1 : 0;
+}
+
 int sandbox_enter(enum sandbox_class cls, struct cl_diag *d)
 {
 	struct sigaction sa;
 	scmp_filter_ctx ctx;
 	int rc = -1;
 
+	if ((unsigned)cls >= SANDBOX_NCLASSES) {
+		cl_diag_set(d, "seccomp: no sandbox class %d", (int)cls);
+		return -1;
+	}
 	{
 		/* The first backtrace() dlopens libgcc_s: do it now, while open is still allowed. */
 		void *frame;
@@ -171,12 +220,20 @@ int sandbox_enter(enum sandbox_class cls, struct cl_diag *d)
 		cl_diag_set(d, "seccomp: cannot create a filter");
 		return -1;
 	}
-	if (add_rules(ctx, common_rules, d) < 0 || add_rules(ctx, sandbox_rules(cls, 1), d) < 0)
-		goto out;
-	if (cls == SANDBOX_VCPU && allow_ioctl(ctx, KVM_RUN, d) < 0)
-		goto out;
-	if (allow_ioctl(ctx, KVM_IRQ_LINE, d) < 0) /* devices and the UART raise interrupts */
-		goto out;
+	for (unsigned part = 0; sandbox_rules(cls, part); part++)
+		if (add_rules(ctx, sandbox_rules(cls, part), d) < 0)
+			goto out;
+	if (cls == SANDBOX_CONTROL) {
+		if (allow_sockopt(ctx, SCMP_SYS(getsockopt), SO_PEERCRED, d) < 0 || /* who asks */
+		    allow_sockopt(ctx, SCMP_SYS(setsockopt), SO_RCVTIMEO, d) < 0 || /* a slow */
+		    allow_sockopt(ctx, SCMP_SYS(setsockopt), SO_SNDTIMEO, d) < 0) /* client */
+			goto out;
+	} else {
+		if (cls == SANDBOX_VCPU && allow_ioctl(ctx, KVM_RUN, d) < 0)
+			goto out;
+		if (allow_ioctl(ctx, KVM_IRQ_LINE, d) < 0) /* devices and the UART raise IRQs */
+			goto out;
+	}
 	/* malloc grows a thread's arena by making reserved heap readable and writable; never
 	 * executable. */
 	if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mprotect), 1,

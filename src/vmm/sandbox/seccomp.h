@@ -18,6 +18,14 @@
 enum sandbox_class {
 	SANDBOX_VCPU, /* runs KVM_RUN and the devices' queue work triggered by guest exits */
 	SANDBOX_MAIN, /* the main loop: signals, host sockets, the end of the enclave */
+	/* The enclave process's main thread (run-enclave, src/cli/nitro/enclave_proc.c):
+	 * SANDBOX_MAIN plus the enclave process's own end — the pool lock, removing its grant
+	 * and control socket, answering the terminate requests that wait for it. */
+	SANDBOX_ENCLAVE_MAIN,
+	/* The enclave process's control thread: accepts describe/terminate requests on the
+	 * control socket. Neither the guest's devices nor new sockets. */
+	SANDBOX_CONTROL,
+	SANDBOX_NCLASSES
 };
 
 struct sandbox_rule {
@@ -25,8 +33,9 @@ struct sandbox_rule {
 	const char *why;
 };
 
-/* The rules of @cls (the common rules included), terminated by a NULL name; for tests and
- * docs. */
+/* Part @part (0, 1, ...) of the rules of @cls, terminated by a NULL name; NULL past the last
+ * part. A class's allow-list is the union of its parts (ioctl, mprotect, getsockopt and
+ * setsockopt are allowed separately, with their arguments checked); for tests and docs. */
 const struct sandbox_rule *sandbox_rules(enum sandbox_class cls, unsigned part);
 
 /*
