@@ -215,8 +215,6 @@ static void kv_cpus(struct kv_out *o, const char *key, const struct cpuset *s)
 	kv_printf(o, "%s=%s\n", key, list);
 }
 
-/* Call @fn for each `key=value` line of @path. Returns POOL_OK, POOL_ERR_NOT_FOUND (no file),
- * POOL_ERR_IO, or whatever @fn returns. */
 /* Parse the NUL-terminated key=value lines of @data (modified in place); @path names them in
  * messages. */
 static int kv_parse(char *data, const char *path,
@@ -252,6 +250,8 @@ static int kv_parse(char *data, const char *path,
 	return rc;
 }
 
+/* Call @fn for each `key=value` line of @path. Returns POOL_OK, POOL_ERR_NOT_FOUND (no file),
+ * POOL_ERR_IO, or whatever @fn returns. */
 static int kv_read(const char *path, int (*fn)(const char *key, const char *val, void *arg),
                    void *arg, struct cl_diag *d)
 {
@@ -466,20 +466,22 @@ static int grant_kv(const char *k, const char *v, void *arg)
 	return POOL_OK;
 }
 
+/* A grant names its slot and its owner, or it is not one. */
+static int grant_check(const struct pool_grant *g, const char *what, struct cl_diag *d)
+{
+	if (g->slot_uid && g->owner_pid)
+		return POOL_OK;
+	cl_diag_set(d, "%s lacks slot_uid or owner_pid (delete it if no enclave uses it)", what);
+	return POOL_ERR_STATE;
+}
+
 static int grant_read_path(const char *path, struct pool_grant *g, struct cl_diag *d)
 {
 	int rc;
 
 	memset(g, 0, sizeof(*g));
 	rc = kv_read(path, grant_kv, g, d);
-	if (rc)
-		return rc;
-	if (!g->slot_uid || !g->owner_pid) {
-		cl_diag_set(d, "%s lacks slot_uid or owner_pid (delete it if no enclave uses it)",
-		            path);
-		return POOL_ERR_STATE;
-	}
-	return POOL_OK;
+	return rc ? rc : grant_check(g, path, d);
 }
 
 int pool_grant_read(struct pool *p, uint64_t slot_uid, struct pool_grant *g, struct cl_diag *d)
@@ -545,11 +547,7 @@ int pool_grant_read_fd(int fd, struct pool_grant *g, struct cl_diag *d)
 	data[n] = '\0';
 	rc = kv_parse(data, "the pinned grant", grant_kv, g, d);
 	free(data);
-	if (!rc && (!g->slot_uid || !g->owner_pid)) {
-		cl_diag_set(d, "the pinned grant lacks slot_uid or owner_pid");
-		rc = POOL_ERR_STATE;
-	}
-	return rc;
+	return rc ? rc : grant_check(g, "the pinned grant", d);
 }
 
 int pool_grant_write(struct pool *p, const struct pool_grant *g, struct cl_diag *d)
