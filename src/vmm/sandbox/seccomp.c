@@ -91,8 +91,9 @@ static const struct sandbox_rule control_rules[] = {
 	{ NULL, NULL },
 };
 
-/* Each class's allow-list, as the union of its parts. */
-static const struct sandbox_rule *const class_parts[SANDBOX_NCLASSES][5] = {
+/* Each class's allow-list, as the union of its parts (NULL-terminated). */
+#define CLASS_PARTS_MAX 5
+static const struct sandbox_rule *const class_parts[SANDBOX_NCLASSES][CLASS_PARTS_MAX] = {
 	[SANDBOX_VCPU] = { thread_rules, monitor_rules, vcpu_rules, NULL },
 	[SANDBOX_MAIN] = { thread_rules, monitor_rules, main_rules, NULL },
 	[SANDBOX_ENCLAVE_MAIN] = { thread_rules, monitor_rules, main_rules, enclave_end_rules,
@@ -102,7 +103,7 @@ static const struct sandbox_rule *const class_parts[SANDBOX_NCLASSES][5] = {
 
 const struct sandbox_rule *sandbox_rules(enum sandbox_class cls, unsigned part)
 {
-	if ((unsigned)cls >= SANDBOX_NCLASSES || part >= 5)
+	if ((unsigned)cls >= SANDBOX_NCLASSES || part >= CLASS_PARTS_MAX)
 		return NULL;
 	return class_parts[cls][part];
 }
@@ -121,8 +122,9 @@ static void sigsys_handler(int sig, siginfo_t *si, void *uctx)
 	             si->si_syscall, name ? name : "?");
 	if (n > 0)
 		(void)!write(STDERR_FILENO, msg, (size_t)n);
-	/* Where it came from: a syscall nobody wrote on purpose is often glibc reporting heap
-	 * corruption (it opens /dev/tty first), so the caller's frames are what matters.
+	/* Where it came from: a syscall nobody wrote on purpose is usually glibc's (a thread
+	 * heap's shrink reading overcommit_memory, a fatal error opening /dev/tty), so the
+	 * caller's frames are what matters.
 	 * backtrace() was warmed up before the filter went in (it loads the unwinder). */
 	{
 		void *frames[32];
