@@ -31,6 +31,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#define CL_BOOT_TIMER_GUEST
+#include "cloister/boot_timer.h"
 #include "init_parse.h"
 
 #define MODULE_DIR "/modules"
@@ -380,11 +382,13 @@ int main(void)
 	pid_t app;
 	int wstatus = 0;
 
+	cl_boot_timer_mark(CL_BOOT_STAGE_INIT); /* first: the monitor's boot timeline */
 	sigfillset(&all);
 	sigprocmask(SIG_BLOCK, &all, NULL);
 	setup_console();
 	read_cmdline(&flags);
 	load_modules();
+	cl_boot_timer_mark(CL_BOOT_STAGE_DEVICES);
 	if (flags.heartbeat)
 		heartbeat();
 	else
@@ -429,6 +433,7 @@ int main(void)
 	free(cmd_copy);
 	free(env_copy);
 
+	cl_boot_timer_mark(CL_BOOT_STAGE_APP);
 	app = fork();
 	if (app < 0)
 		fatal("fork: %s", strerror(errno));

@@ -102,6 +102,7 @@ enum monitor_end monitor_wait(struct monitor *m, int sigfd, char *why, size_t wh
 	const unsigned hb_ms = m->vsock ? m->cfg.heartbeat_timeout_ms : 0;
 	struct timespec t0;
 	unsigned app_value;
+	char line[256];
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	while (__atomic_load_n(&m->end, __ATOMIC_ACQUIRE) == MONITOR_END_NONE) {
@@ -145,8 +146,8 @@ enum monitor_end monitor_wait(struct monitor *m, int sigfd, char *why, size_t wh
 			uint64_t v;
 
 			(void)!read(m->booted_fd, &v, sizeof(v));
-			cl_info("enclave booted: heartbeat received %.2f s after start",
-			        (double)ms_since(&t0) / 1000.0);
+			timeline_summary(&m->tl, line, sizeof(line));
+			cl_info("enclave booted: %s", line);
 			if (m->cfg.on_booted)
 				m->cfg.on_booted(m->cfg.booted_opaque);
 		}

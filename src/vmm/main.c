@@ -58,6 +58,10 @@ static void usage(FILE *out)
 	        "  --exit-port P       with --cid: read cloister-init's exit report on CID 3\n"
 	        "                      port P (default 9001; 0 = off) and log the app's exit\n"
 	        "                      status, unless something listens at the vsock-uds' _P\n"
+	        "  --timeline PATH     write the boot timeline (ms from exec to set-up done,\n"
+	        "                      first guest entry, first UART access, init's boot-timer\n"
+	        "                      stages, first virtio access, heartbeat) to PATH as JSON\n"
+	        "                      when the enclave ends (docs/benchmarks.md)\n"
 	        "  --log-level LEVEL   error, warning, info (default) or debug\n"
 	        "  --skip-host-probe   do not time a ring-0 loop to check that this host's KVM\n"
 	        "                      can boot Linux (for callers that already checked)\n"
@@ -130,6 +134,20 @@ static void report_booted(void *opaque)
 	}
 }
 
+/* The --timeline file: the boot timeline as one JSON object and a newline. */
+static void write_timeline(int fd, const struct timeline *t, const char *path)
+{
+	char json[512];
+	int n = timeline_json(t, json, sizeof(json) - 1);
+
+	if (n < 0)
+		return;
+	json[n++] = '\n';
+	if (cl_write_full(fd, json, (size_t)n) < 0)
+		fprintf(stderr, "cloister-monitor: writing the timeline to %s: %s\n", path,
+		        strerror(errno));
+}
+
 int main(int argc, char **argv)
 {
 	enum {
@@ -154,6 +172,7 @@ int main(int argc, char **argv)
 		O_HEARTBEAT,
 		O_BOOTED_FD,
 		O_EXIT_PORT,
+		O_TIMELINE,
 		O_NO_SECCOMP,
 		O_HELP,
 		O_VERSION
@@ -180,6 +199,7 @@ int main(int argc, char **argv)
 		{ "heartbeat-timeout", required_argument, NULL, O_HEARTBEAT },
 		{ "booted-fd", required_argument, NULL, O_BOOTED_FD },
 		{ "exit-port", required_argument, NULL, O_EXIT_PORT },
+		{ "timeline", required_argument, NULL, O_TIMELINE },
 #ifdef CLOISTER_DEBUG_BUILD
 		{ "no-seccomp", no_argument, NULL, O_NO_SECCOMP },
 #endif
@@ -190,17 +210,20 @@ int main(int argc, char **argv)
 	struct monitor_config cfg;
 	struct monitor *m = NULL;
 	struct cl_diag d = { "" };
-	const char *cpu_ids = NULL, *console = NULL;
+	const char *cpu_ids = NULL, *console = NULL, *timeline = NULL;
 	unsigned long long v, cpu_count = 0;
-	int ready_fd = -1, booted_fd = -1, sigfd = -1, opt, status;
+	int ready_fd = -1, booted_fd = -1, timeline_fd = -1, sigfd = -1, opt, status;
 	enum vmm_err e;
 	enum monitor_end end;
 	char why[256];
 	sigset_t sigs;
 
+	uint64_t origin = timeline_now_ns(); /* the boot timeline starts at exec */
+
 	sandbox_prepare_process(); /* before any thread: see seccomp.h */
 
 	memset(&cfg, 0, sizeof(cfg));
+	cfg.origin_ns = origin;
 	cfg.exit_port = VSOCK_EXIT_PORT;
 	cfg.console_fd = -1;
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -267,6 +290,9 @@ int main(int argc, char **argv)
 			if (parse_u64(optarg, UINT32_MAX, &v) || v == VSOCK_HEARTBEAT_PORT)
 				goto bad_value;
 			cfg.exit_port = (uint32_t)v;
+			break;
+		case O_TIMELINE:
+			timeline = optarg;
 			break;
 		case O_BOOTED_FD:
 			if (parse_u64(optarg, INT_MAX, &v))
@@ -427,6 +453,17 @@ int main(int argc, char **argv)
 		}
 	}
 
+	/* Opened now: once the guest runs, this process opens no files (its seccomp list). */
+	if (timeline) {
+		timeline_fd = open(timeline, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		if (timeline_fd < 0) {
+			fprintf(stderr, "cloister-monitor: cannot open timeline file %s: %s\n",
+			        timeline, strerror(errno));
+			status = MONITOR_EXIT_USAGE;
+			goto close_console;
+		}
+	}
+
 	/* Termination signals are read from a signalfd by the main loop; blocking them before
 	 * any thread exists keeps them away from the vCPU threads. */
 	sigemptyset(&sigs);
@@ -460,10 +497,15 @@ int main(int argc, char **argv)
 	status = monitor_exit_for_end(end);
 	fprintf(stderr, "cloister-monitor: enclave ended: %s: %s (exit status %d)\n",
 	        monitor_end_name(end), why, status);
+	if (timeline_fd >= 0)
+		write_timeline(timeline_fd, monitor_timeline(m), timeline);
 out:
 	monitor_destroy(m);
 	if (sigfd >= 0)
 		close(sigfd);
+	if (timeline_fd >= 0)
+		close(timeline_fd);
+close_console:
 	if (cfg.console_fd > STDERR_FILENO)
 		close(cfg.console_fd);
 	return status;

@@ -153,6 +153,7 @@ static void vsock_event(void *opaque, enum vsock_event ev, uint32_t value)
 		             "the enclave's boot heartbeat was not the byte 0xB7");
 		return;
 	}
+	timeline_mark(&m->tl, TL_HEARTBEAT);
 	if (!__atomic_exchange_n(&m->booted, true, __ATOMIC_ACQ_REL))
 		(void)!write(m->booted_fd, &one, sizeof(one)); /* the main thread reports it */
 }
@@ -485,6 +486,7 @@ static enum vmm_err create_vcpus(struct monitor *m, struct cl_diag *d)
 enum vmm_err monitor_create(struct monitor **out, const struct monitor_config *cfg,
                             struct cl_diag *d)
 {
+	uint64_t origin = cfg->origin_ns ? cfg->origin_ns : timeline_now_ns();
 	struct acpi_config acfg;
 	struct boot_image img;
 	struct timespec t0;
@@ -514,6 +516,7 @@ enum vmm_err monitor_create(struct monitor **out, const struct monitor_config *c
 	}
 	m->cfg = *cfg;
 	m->ncpus = cfg->ncpus;
+	timeline_init(&m->tl, origin);
 	m->end_fd = -1;
 	m->booted_fd = -1;
 	pthread_mutex_init(&m->end_lock, NULL);
@@ -627,11 +630,17 @@ enum vmm_err monitor_create(struct monitor **out, const struct monitor_config *c
 		goto fail;
 	}
 	cl_debug("ready to run: %.1f ms", ms_since(&t0));
+	timeline_mark(&m->tl, TL_READY);
 	*out = m;
 	return VMM_OK;
 fail:
 	monitor_destroy(m);
 	return e;
+}
+
+const struct timeline *monitor_timeline(const struct monitor *m)
+{
+	return &m->tl;
 }
 
 enum monitor_app monitor_app_exit(const struct monitor *m, unsigned *value)

@@ -20,6 +20,7 @@
 #include "cloister/diag.h"
 #include "lib/nsm/device.h"
 #include "vmm/kvm/vm.h"
+#include "vmm/timeline.h"
 
 #define MONITOR_MAX_CPUS 64
 #define MONITOR_MIN_MEMORY_MIB 64 /* nitro-compat §0 */
@@ -71,6 +72,9 @@ struct monitor_config {
 	 * virtio-nsm device. The monitor takes ownership, also when monitor_create fails.
 	 * NULL: no NSM device. */
 	struct nsm_state *nsm;
+	/* When the launch began (timeline_now_ns(), CLOCK_MONOTONIC), the origin of the boot
+	 * timeline; 0: when monitor_create() is called. */
+	uint64_t origin_ns;
 };
 
 /* How the enclave ended. The monitor's exit status is derived from it (docs/design.md). */
@@ -153,5 +157,9 @@ void monitor_destroy(struct monitor *m);
 
 /* Guest RAM, for tests and devices. */
 const struct gpa_space *monitor_memory(const struct monitor *m);
+
+/* The boot timeline so far (timeline.h): complete once the heartbeat arrived or the guest
+ * ended. monitor_wait() logs its summary when the heartbeat arrives. */
+const struct timeline *monitor_timeline(const struct monitor *m);
 
 #endif

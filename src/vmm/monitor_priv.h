@@ -11,6 +11,7 @@
 #include "cloister/eif.h"
 #include "vmm/devices/nsm.h"
 #include "vmm/monitor.h"
+#include "vmm/timeline.h"
 #include "vmm/virtio/mmio.h"
 
 struct vcpu {
@@ -48,6 +49,7 @@ struct monitor {
 	enum monitor_end end;
 	char why[256];
 	bool joined;
+	struct timeline tl; /* where launch time went (timeline.h) */
 };
 
 void *vcpu_thread(void *arg);

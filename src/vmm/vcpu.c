@@ -9,6 +9,7 @@
 #include <sys/ioctl.h>
 
 #include "lib/util/log.h"
+#include "cloister/boot_timer.h"
 #include "vmm/arch/x86_64/layout.h"
 #include "vmm/monitor_priv.h"
 #include "vmm/sandbox/seccomp.h"
@@ -25,7 +26,10 @@ static bool ended(struct monitor *m)
 static void pio_write(struct monitor *m, uint16_t port, uint8_t val)
 {
 	if (port >= LAYOUT_UART_PORT && port < LAYOUT_UART_PORT + 8) {
+		timeline_mark(&m->tl, TL_UART);
 		serial_out(&m->serial, port - LAYOUT_UART_PORT, val);
+	} else if (port == CL_BOOT_TIMER_PORT) {
+		timeline_mark_stage(&m->tl, val);
 	} else if (port == LAYOUT_I8042_PORT) {
 		if (val == I8042_CMD_RESET)
 			monitor_stop(m, MONITOR_END_REBOOT,
@@ -43,8 +47,10 @@ static void pio_write(struct monitor *m, uint16_t port, uint8_t val)
 
 static uint8_t pio_read(struct monitor *m, uint16_t port)
 {
-	if (port >= LAYOUT_UART_PORT && port < LAYOUT_UART_PORT + 8)
+	if (port >= LAYOUT_UART_PORT && port < LAYOUT_UART_PORT + 8) {
+		timeline_mark(&m->tl, TL_UART);
 		return serial_in(&m->serial, port - LAYOUT_UART_PORT);
+	}
 	/* i8042 status 0 = "input buffer empty": reboot=k does not spin (docs/direct-boot.md). */
 	if (port == LAYOUT_I8042_PORT || port == 0x60 || port == LAYOUT_RESET_PORT ||
 	    port == LAYOUT_SLEEP_STS_PORT || port == LAYOUT_SLEEP_CTL_PORT)
@@ -92,6 +98,7 @@ static void handle_mmio(struct vcpu *v)
 
 		if (addr < t->base || addr - t->base >= LAYOUT_VIRTIO_MMIO_SIZE)
 			continue;
+		timeline_mark(&m->tl, TL_VIRTIO);
 		if (run->mmio.is_write)
 			rc = virtio_mmio_write(t, addr - t->base, run->mmio.data, len);
 		else
@@ -180,6 +187,8 @@ void *vcpu_thread(void *arg)
 			return NULL;
 		}
 	}
+	if (v->id == 0)
+		timeline_mark(&m->tl, TL_VCPU_RUN);
 	while (!ended(m)) {
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN)

@@ -22,6 +22,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#define CL_BOOT_TIMER_GUEST
+#include "cloister/boot_timer.h"
+
 #define MARKER "CLOISTER-E2E-HELLO"
 #define HEARTBEAT_PORT 9000u
 #define HEARTBEAT_BYTE 0xB7
@@ -98,6 +101,7 @@ int main(void)
 {
 	int fd;
 
+	cl_boot_timer_mark(CL_BOOT_STAGE_INIT); /* as cloister-init does: the boot timeline */
 	/* The initramfs has no /dev/console node: mount devtmpfs to get one. */
 	mkdir("/dev", 0755);
 	mount("devtmpfs", "/dev", "devtmpfs", 0, NULL);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # e2e-timeout: 600
 # The Debian cloud kernel, from an EIF, reaches the test init with 1 and with 2 vCPUs and powers
-# off cleanly (exit status 0).
+# off cleanly (exit status 0); the boot timeline (--timeline) saw each step in order, including
+# the init's boot-timer write.
 . "$(dirname "$0")/monitor-lib.sh"
 
 kernel=$(enclave_kernel) || { fail "no enclave kernel (scripts/fetch-kernel.sh enclave)"; finish; }
@@ -12,7 +13,7 @@ image_args "$cmdline" "$kernel" "$work/initrd.cpio" || { fail "cannot build the 
 
 for n in 1 2; do
 	run_monitor "$work/boot$n.out" "$work/boot$n.err" 120 "${IMAGE_ARGS[@]}" --memory 256 \
-		--cpu-count "$n" --debug-mode
+		--cpu-count "$n" --debug-mode --timeline "$work/timeline$n.json"
 	rc=$?
 	if [ "$rc" -eq 0 ] && grep -q "init reached, $n cpus online" "$work/boot$n.out" &&
 		grep -q "enclave ended: poweroff" "$work/boot$n.err"; then
@@ -20,6 +21,24 @@ for n in 1 2; do
 	else
 		fail "$n vCPU(s): exit $rc"
 		tail -n 20 "$work/boot$n.out" "$work/boot$n.err"
+	fi
+	# Set-up, first guest entry, the kernel's first UART access and hello-init's boot-timer
+	# write, each seen and in that order; no heartbeat (this init has no vsock device).
+	if out=$(python3 - "$work/timeline$n.json" <<'PY' 2>&1
+import json, sys
+t = json.load(open(sys.argv[1]))
+steps = ["ready", "vcpu_run", "uart", "init"]
+missing = [s for s in steps if t.get(s) is None]
+assert not missing, f"not recorded: {missing} in {t}"
+times = [t[s] for s in steps]
+assert times == sorted(times) and times[0] > 0, f"out of order: {t}"
+assert t["heartbeat"] is None, f"a heartbeat without vsock: {t}"
+print(f"set-up {t['vcpu_run']:.0f} ms, kernel {t['init'] - t['vcpu_run']:.0f} ms")
+PY
+	); then
+		pass "$n vCPU(s): boot timeline in order: $out"
+	else
+		fail "$n vCPU(s): boot timeline: $out"
 	fi
 done
 finish

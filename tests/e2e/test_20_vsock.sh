@@ -41,7 +41,7 @@ start_enclave() {
 	rm -f "$vs/booted" "$vs/console.log"
 	"$monitor" "${IMAGE_ARGS[@]}" --memory 256 --cpu-count 1 --cid $cid --vsock-uds "$uds" \
 		--heartbeat-timeout "${2:-120}" --booted-fd 3 --debug-mode --console "$vs/console.log" \
-		3>"$vs/booted" >"$vs/monitor.out" 2>"$vs/monitor.err" &
+		--timeline "$vs/timeline.json" 3>"$vs/booted" >"$vs/monitor.out" 2>"$vs/monitor.err" &
 	mon_pid=$!
 }
 
@@ -149,6 +149,24 @@ if [ "$rc" -eq 0 ] && [ ! -e "$uds" ]; then
 else
 	fail "power off: monitor exit $rc, socket $( [ -e "$uds" ] && echo left behind || echo removed)"
 	diag
+fi
+# The boot timeline: vsock-init's boot-timer write, then the virtio-mmio driver probing (while
+# the modules load), then its "modules loaded" write, then the heartbeat.
+if out=$(python3 - "$vs/timeline.json" <<'PY' 2>&1
+import json, sys
+t = json.load(open(sys.argv[1]))
+steps = ["ready", "vcpu_run", "init", "virtio", "devices", "heartbeat"]
+missing = [s for s in steps if t.get(s) is None]
+assert not missing, f"not recorded: {missing} in {t}"
+times = [t[s] for s in steps]
+assert times == sorted(times), f"out of order: {t}"
+print(f"kernel {t['init'] - t['vcpu_run']:.0f} ms, modules {t['devices'] - t['init']:.0f} ms, "
+      f"heartbeat at {t['heartbeat']:.0f} ms")
+PY
+); then
+	pass "boot timeline in order: $out"
+else
+	fail "boot timeline: $out"
 fi
 
 # --- no heartbeat: the monitor ends the enclave with the boot-failure status (16)

@@ -25,6 +25,9 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#define CL_BOOT_TIMER_GUEST
+#include "cloister/boot_timer.h"
+
 /* The parent's CID: 3 as on Nitro; e2e_parent_cid=2 on the kernel command line for QEMU's
  * vhost-vsock, which only delivers guest packets addressed to CID 2 (the benchmark's
  * comparison). */
@@ -217,6 +220,7 @@ int main(void)
 	int fd, echo_fd, ctl_fd;
 	struct sigaction sa = { .sa_handler = SIG_IGN, .sa_flags = SA_NOCLDWAIT };
 
+	cl_boot_timer_mark(CL_BOOT_STAGE_INIT); /* as cloister-init does: the boot timeline */
 	mkdir("/dev", 0755);
 	mkdir("/proc", 0555);
 	mount("devtmpfs", "/dev", "devtmpfs", 0, NULL);
@@ -231,6 +235,7 @@ int main(void)
 	sigaction(SIGCHLD, &sa, NULL); /* children are reaped by the kernel */
 	signal(SIGPIPE, SIG_IGN);
 	load_modules();
+	cl_boot_timer_mark(CL_BOOT_STAGE_DEVICES);
 	say("modules %s", "loaded");
 	if (hb && !strcmp(hb, "skip")) {
 		say("heartbeat %s", "skipped on request; waiting");

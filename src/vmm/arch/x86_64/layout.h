@@ -61,6 +61,8 @@
 #define LAYOUT_SLEEP_CTL_PORT 0x600 /* FADT SLEEP_CONTROL_REG: SLP_TYP=5|SLP_EN = S5 */
 #define LAYOUT_SLEEP_STS_PORT 0x601 /* FADT SLEEP_STATUS_REG: reads 0 */
 #define LAYOUT_S5_SLP_TYP 5
+/* The boot-timer port, CL_BOOT_TIMER_PORT (0x440), is defined with its stages in
+ * cloister/boot_timer.h: guests include that header too. */
 
 #define LAYOUT_GDT_CODE64_SEL 0x10
 #define LAYOUT_GDT_DATA_SEL 0x18
