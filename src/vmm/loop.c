@@ -87,6 +87,16 @@ enum vmm_err monitor_start(struct monitor *m, struct cl_diag *d)
 	return VMM_OK;
 }
 
+/* The guest kicked vsock queue @q through its ioeventfd. */
+static void vsock_kicked(struct monitor *m, unsigned q)
+{
+	uint64_t count;
+
+	(void)!read(m->vsock_kick_fd[q], &count, sizeof(count));
+	if (virtio_mmio_kick(m->vsock_t, q) < 0)
+		monitor_stop(m, MONITOR_END_GUEST_VIOLATION, "%s", m->vsock_t->why);
+}
+
 /* Milliseconds since @t0 on the monotonic clock. */
 static uint64_t ms_since(const struct timespec *t0)
 {
@@ -106,11 +116,13 @@ enum monitor_end monitor_wait(struct monitor *m, int sigfd, char *why, size_t wh
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	while (__atomic_load_n(&m->end, __ATOMIC_ACQUIRE) == MONITOR_END_NONE) {
-		struct pollfd p[4] = { { .fd = m->end_fd, .events = POLLIN },
+		struct pollfd p[6] = { { .fd = m->end_fd, .events = POLLIN },
 			               { .fd = sigfd, .events = POLLIN },
 			               { .fd = m->vsock ? vsock_dev_poll_fd(m->vsock) : -1,
 			                 .events = POLLIN },
-			               { .fd = m->booted_fd, .events = POLLIN } };
+			               { .fd = m->booted_fd, .events = POLLIN },
+			               { .fd = m->vsock_kick_fd[0], .events = POLLIN },
+			               { .fd = m->vsock_kick_fd[1], .events = POLLIN } };
 		bool waiting_hb = hb_ms && !__atomic_load_n(&m->booted, __ATOMIC_ACQUIRE);
 		int timeout = -1, n;
 
@@ -126,7 +138,7 @@ enum monitor_end monitor_wait(struct monitor *m, int sigfd, char *why, size_t wh
 			}
 			timeout = (int)(hb_ms - spent);
 		}
-		n = poll(p, 4, timeout); /* fds of -1 are ignored */
+		n = poll(p, 6, timeout); /* fds of -1 are ignored */
 		if (n < 0 && errno != EINTR) {
 			monitor_stop(m, MONITOR_END_MONITOR_ERROR, "poll: %s", strerror(errno));
 			break;
@@ -140,6 +152,10 @@ enum monitor_end monitor_wait(struct monitor *m, int sigfd, char *why, size_t wh
 				monitor_stop(m, MONITOR_END_TERMINATED, "terminated by signal %s",
 				             strsignal((int)si.ssi_signo));
 		}
+		/* Guest kicks first (tx frees the guest's buffers), then the host's sockets. */
+		for (unsigned q = 0; q < 2; q++)
+			if (p[4 + q].revents & POLLIN)
+				vsock_kicked(m, q);
 		if (p[2].revents & POLLIN)
 			vsock_dev_host_ready(m->vsock);
 		if (p[3].revents & POLLIN) {

@@ -32,6 +32,15 @@ struct monitor {
 	bool serial_ready;
 	unsigned nvirtio;
 	struct virtio_mmio_dev *virtio[8];
+	/* Interrupts through irqfds, one per virtio slot and one for the UART; -1: pulse the line
+	 * with KVM_IRQ_LINE instead (irqfd unavailable). */
+	int virtio_irq_fd[8];
+	int uart_irq_fd;
+	/* The vsock device's transport, and the ioeventfds of its rx and tx QueueNotify writes
+	 * (-1: those kicks exit to the vCPU thread like any MMIO write). The main thread serves
+	 * them, so a kick costs the guest no exit to this process. */
+	struct virtio_mmio_dev *vsock_t;
+	int vsock_kick_fd[2];
 	struct virtio_nsm *nsm;
 	struct eif_measurements meas; /* when the EIF was measured (enclave_id given) */
 

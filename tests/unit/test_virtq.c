@@ -136,6 +136,36 @@ static void test_virtq_empty_ring_gives_nothing(void **state)
 	assert_false(got);
 }
 
+static void test_virtq_quiet_sets_no_notify_and_reports_late_buffers(void **state)
+{
+	struct virtq q;
+	struct virtq_chain c;
+	bool got;
+
+	(void)state;
+	make_queue(&q, 8);
+	assert_false(virtq_set_quiet(&q, true));
+	assert_int_equal(host(USED_GPA)[0], VIRTQ_USED_F_NO_NOTIFY); /* used->flags, le16 */
+	assert_int_equal(host(USED_GPA)[1], 0);
+	/* Nothing arrived meanwhile: back on, nothing to drain. */
+	assert_false(virtq_set_quiet(&q, false));
+	assert_int_equal(host(USED_GPA)[0], 0);
+	/* A buffer offered while quiet (the driver saw the flag and did not kick) is reported
+	 * when notifications come back on, and stays there to be popped. */
+	virtq_set_quiet(&q, true);
+	put_desc(0, BUF_GPA, 16, 0, 0);
+	offer(0, 0, 1, 8);
+	assert_true(virtq_set_quiet(&q, false));
+	assert_int_equal(virtq_pop(&q, &c, &got), VIRTQ_OK);
+	assert_true(got);
+	assert_false(virtq_set_quiet(&q, false));
+	/* A queue that is not set up is left alone. */
+	virtq_reset(&q);
+	host(USED_GPA)[0] = 0;
+	assert_false(virtq_set_quiet(&q, true));
+	assert_int_equal(host(USED_GPA)[0], 0);
+}
+
 static void test_virtq_rejects_descriptor_loop(void **state)
 {
 	struct virtq q;
@@ -321,6 +351,8 @@ int main(void)
 		                       setup),
 		cmocka_unit_test_setup(test_virtq_push_publishes_used_entry_then_index, setup),
 		cmocka_unit_test_setup(test_virtq_empty_ring_gives_nothing, setup),
+		cmocka_unit_test_setup(test_virtq_quiet_sets_no_notify_and_reports_late_buffers,
+		                       setup),
 		cmocka_unit_test_setup(test_virtq_rejects_descriptor_loop, setup),
 		cmocka_unit_test_setup(test_virtq_rejects_self_loop, setup),
 		cmocka_unit_test_setup(test_virtq_rejects_chain_above_limit, setup),

@@ -207,6 +207,63 @@ static void test_mmio_notify_reaches_device_and_interrupts(void **state)
 	assert_int_equal(ram[0x3000 + 2], 1); /* used idx */
 }
 
+/* Queue 0 ready and live with @n one-descriptor chains made available (heads 0..n-1). */
+static void live_queue_with_chains(unsigned n)
+{
+	negotiate(1);
+	setup_queue0(0x1000, 0x2000, 0x3000);
+	assert_int_equal(wr(0x044, 1), 0);
+	assert_int_equal(wr(0x070, 0xf), 0);
+	for (unsigned i = 0; i < n; i++) {
+		ram[0x1000 + 16 * i + 1] = 0x80; /* addr 0x8000 */
+		ram[0x1000 + 16 * i + 8] = 16; /* len */
+		ram[0x2000 + 4 + 2 * i] = (uint8_t)i; /* avail ring slot i: head i */
+	}
+}
+
+static void test_mmio_no_second_interrupt_before_acknowledgement(void **state)
+{
+	(void)state;
+	live_queue_with_chains(3);
+	ram[0x2000 + 2] = 1;
+	assert_int_equal(wr(0x050, 0), 0);
+	assert_int_equal(irqs, 1);
+	/* More used buffers before the driver acknowledged: it has not looked at the queue yet,
+	 * and will see them after its acknowledgement, so no new interrupt. */
+	ram[0x2000 + 2] = 2;
+	assert_int_equal(wr(0x050, 0), 0);
+	assert_int_equal(notifies, 2);
+	assert_int_equal(irqs, 1);
+	assert_int_equal(ram[0x3000 + 2], 2);
+	/* Acknowledged: the next used buffer interrupts again. */
+	wr(0x064, rd(0x060));
+	ram[0x2000 + 2] = 3;
+	assert_int_equal(wr(0x050, 0), 0);
+	assert_int_equal(irqs, 2);
+}
+
+static void test_mmio_kick_without_register_write(void **state)
+{
+	(void)state;
+	live_queue_with_chains(1);
+	ram[0x2000 + 2] = 1;
+	assert_int_equal(virtio_mmio_kick(&dev, 0), 0); /* as an ioeventfd delivers it */
+	assert_int_equal(notifies, 1);
+	assert_int_equal(ram[0x3000 + 2], 1);
+	assert_int_equal(irqs, 1);
+	assert_int_equal(virtio_mmio_kick(&dev, 7), 0); /* no such queue: ignored */
+	assert_int_equal(notifies, 1);
+	/* A kick that finds a hostile chain fails the device, as a register write would. */
+	ram[0x1000 + 16 * 1 + 8] = 1;
+	ram[0x1000 + 16 * 1 + 12] = VIRTQ_DESC_F_NEXT;
+	ram[0x1000 + 16 * 1 + 14] = 1; /* next = itself */
+	ram[0x2000 + 4 + 2] = 1;
+	ram[0x2000 + 2] = 2;
+	assert_int_equal(virtio_mmio_kick(&dev, 0), -1);
+	assert_true(dev.failed);
+	assert_int_equal(virtio_mmio_kick(&dev, 0), -1); /* and stays failed */
+}
+
 static void test_mmio_serves_kick_on_ready_queue_before_driver_ok(void **state)
 {
 	(void)state;
@@ -275,6 +332,10 @@ int main(void)
 		                                setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		        test_mmio_serves_kick_on_ready_queue_before_driver_ok, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		        test_mmio_no_second_interrupt_before_acknowledgement, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mmio_kick_without_register_write, setup,
+		                                teardown),
 		cmocka_unit_test_setup_teardown(test_mmio_queue_outside_ram_fails_the_device, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_mmio_hostile_chain_fails_the_device, setup,

@@ -73,13 +73,15 @@ static int fill_rx(struct vsock_dev *v)
 	return 0;
 }
 
-/* Hand every packet the guest queued to the engine. Lock held. */
+/* Hand every packet the guest queued to the engine. Lock held. The driver is asked not to
+ * kick while we drain: each kick is a costly exit of its vCPU (virtq_set_quiet). */
 static int drain_tx(struct vsock_dev *v)
 {
 	struct virtq *q = &v->t->q[Q_TX].vq;
 	struct virtq_chain c;
 	bool pushed = false;
 
+	virtq_set_quiet(q, true);
 	for (;;) {
 		enum virtq_err err;
 		bool got = false;
@@ -88,8 +90,12 @@ static int drain_tx(struct vsock_dev *v)
 		err = virtq_pop(q, &c, &got);
 		if (err)
 			return virtio_mmio_fail(v->t, "vsock tx queue: %s", virtq_strerror(err));
-		if (!got)
-			break;
+		if (!got) {
+			if (!virtq_set_quiet(q, false))
+				break;
+			virtq_set_quiet(q, true); /* more came while the flag was up */
+			continue;
+		}
 		/* A packet larger than header + 64 KiB is cut short here, and the engine drops
 		 * it as malformed: its header then claims more payload than arrived. */
 		n = virtq_chain_read(&c, 0, v->pkt, sizeof(v->pkt));

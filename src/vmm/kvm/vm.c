@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -271,6 +272,50 @@ void vm_irq_pulse(struct vm *vm, unsigned irq)
 	ioctl(vm->vm_fd, KVM_IRQ_LINE, &l);
 	l.level = 0;
 	ioctl(vm->vm_fd, KVM_IRQ_LINE, &l);
+}
+
+int vm_irqfd(struct vm *vm, unsigned gsi, struct cl_diag *d)
+{
+	struct kvm_irqfd req;
+	int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+
+	if (fd < 0) {
+		cl_diag_set(d, "eventfd: %s", strerror(errno));
+		return -1;
+	}
+	memset(&req, 0, sizeof(req));
+	req.fd = (uint32_t)fd;
+	req.gsi = gsi;
+	if (ioctl(vm->vm_fd, KVM_IRQFD, &req) < 0) {
+		cl_diag_set(d, "KVM_IRQFD for IRQ %u: %s", gsi, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+int vm_ioeventfd(struct vm *vm, uint64_t addr, uint32_t match, struct cl_diag *d)
+{
+	struct kvm_ioeventfd req;
+	int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+
+	if (fd < 0) {
+		cl_diag_set(d, "eventfd: %s", strerror(errno));
+		return -1;
+	}
+	memset(&req, 0, sizeof(req));
+	req.datamatch = match;
+	req.addr = addr;
+	req.len = 4;
+	req.fd = fd;
+	req.flags = KVM_IOEVENTFD_FLAG_DATAMATCH;
+	if (ioctl(vm->vm_fd, KVM_IOEVENTFD, &req) < 0) {
+		cl_diag_set(d, "KVM_IOEVENTFD at 0x%llx: %s", (unsigned long long)addr,
+		            strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
 }
 
 void vm_close(struct vm *vm)

@@ -65,6 +65,20 @@ enum vmm_err vm_ram_attach(struct vm *vm, void *base, uint64_t size, struct cl_d
 /* Pulse an edge on IOAPIC pin @irq. */
 void vm_irq_pulse(struct vm *vm, unsigned irq);
 
+/*
+ * An eventfd wired to IOAPIC pin @gsi (KVM_IRQFD): each write of a count pulses an edge on it,
+ * as vm_irq_pulse does, in one write() instead of two ioctls and from any thread. Returns the
+ * fd (the caller closes it), or -1 with @d set.
+ */
+int vm_irqfd(struct vm *vm, unsigned gsi, struct cl_diag *d);
+
+/*
+ * An eventfd that KVM signals when the guest writes the 4-byte value @match to guest-physical
+ * @addr (KVM_IOEVENTFD): the write completes inside the kernel and the vCPU runs on, with no
+ * exit to this process. For virtio queue notifications. Returns the fd or -1 with @d set.
+ */
+int vm_ioeventfd(struct vm *vm, uint64_t addr, uint32_t match, struct cl_diag *d);
+
 /* Release everything vm_open/vm_ram_alloc took; safe on a partly set-up or zeroed vm
  * (fds < 0 are skipped: initialise with vm_init first). */
 void vm_init(struct vm *vm);

@@ -62,10 +62,15 @@ int virtio_mmio_fail(struct virtio_mmio_dev *t, const char *fmt, ...)
 	return -1;
 }
 
+/* Set @bits in InterruptStatus and pulse the line, unless they were all set already: then the
+ * driver has not acknowledged the last interrupt yet, and it looks at every queue only after
+ * its acknowledgement, so it will see what is new without another (costly) interrupt. */
 static void raise(struct virtio_mmio_dev *t, uint32_t bits)
 {
+	uint32_t before = t->int_status;
+
 	t->int_status |= bits;
-	if (t->raise_irq)
+	if ((before & bits) != bits && t->raise_irq)
 		t->raise_irq(t->irq_opaque, t->irq);
 }
 
@@ -163,6 +168,30 @@ static int status_write(struct virtio_mmio_dev *t, uint32_t val)
 	return 0;
 }
 
+/* The driver kicked queue @q (QueueNotify, or its ioeventfd). Lock held. */
+static int notify(struct virtio_mmio_dev *t, uint32_t q)
+{
+	if (q >= t->ops->num_queues || !t->q[q].vq.ready)
+		return 0; /* a kick for nothing: harmless */
+	/* Not gated on DRIVER_OK: Linux's nsm driver registers its hwrng inside probe, and the
+	 * hwrng thread queues and kicks a GetRandom before the core sets DRIVER_OK. Ignoring
+	 * that kick left the request (and the driver's lock) hanging for its 2-minute timeout.
+	 * QEMU serves such kicks too. */
+	if (!t->ops->notify)
+		return 0;
+	return t->ops->notify(t->opaque, t, q) < 0 ? virtio_mmio_fail(t, "queue %u failed", q) : 0;
+}
+
+int virtio_mmio_kick(struct virtio_mmio_dev *t, unsigned q)
+{
+	int rc;
+
+	pthread_mutex_lock(&t->lock);
+	rc = t->failed ? -1 : notify(t, q);
+	pthread_mutex_unlock(&t->lock);
+	return rc;
+}
+
 static int reg_write(struct virtio_mmio_dev *t, uint64_t off, uint32_t val)
 {
 	struct virtio_mmio_queue *q = sel_queue(t);
@@ -188,17 +217,7 @@ static int reg_write(struct virtio_mmio_dev *t, uint64_t off, uint32_t val)
 		t->int_status &= ~val;
 		return 0;
 	case VIRTIO_MMIO_QUEUE_NOTIFY:
-		if (val >= t->ops->num_queues || !t->q[val].vq.ready)
-			return 0; /* a kick for nothing: harmless */
-		/* Not gated on DRIVER_OK: Linux's nsm driver registers its hwrng inside probe,
-		 * and the hwrng thread queues and kicks a GetRandom before the core sets
-		 * DRIVER_OK. Ignoring that kick left the request (and the driver's lock) hanging
-		 * for its 2-minute timeout. QEMU serves such kicks too. */
-		if (!t->ops->notify)
-			return 0;
-		return t->ops->notify(t->opaque, t, val) < 0
-		               ? virtio_mmio_fail(t, "queue %u failed", val)
-		               : 0;
+		return notify(t, val);
 	default:
 		break;
 	}

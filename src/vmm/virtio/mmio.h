@@ -131,6 +131,11 @@ void virtio_mmio_destroy(struct virtio_mmio_dev *t);
 int virtio_mmio_read(struct virtio_mmio_dev *t, uint64_t off, void *data, uint32_t len);
 int virtio_mmio_write(struct virtio_mmio_dev *t, uint64_t off, const void *data, uint32_t len);
 
+/* A queue notification that did not come through virtio_mmio_write (an ioeventfd on the
+ * QueueNotify register): as if the driver wrote @q there. Takes the lock. Returns 0, or -1
+ * when the device is (now) failed: end the enclave. */
+int virtio_mmio_kick(struct virtio_mmio_dev *t, unsigned q);
+
 /* For devices: queue @q has new used buffers; interrupt the driver if it wants one. Call with
  * the lock held (from a callback, or between virtio_mmio_lock/unlock). */
 void virtio_mmio_signal_used(struct virtio_mmio_dev *t, unsigned q);

@@ -170,6 +170,19 @@ bool virtq_wants_interrupt(const struct virtq *q)
 	return !(load_le16(q->avail) & VIRTQ_AVAIL_F_NO_INTERRUPT);
 }
 
+bool virtq_set_quiet(struct virtq *q, bool quiet)
+{
+	if (!q->ready)
+		return false;
+	__atomic_store_n((uint16_t *)(void *)q->used, quiet ? VIRTQ_USED_F_NO_NOTIFY : 0,
+	                 __ATOMIC_RELAXED);
+	if (quiet)
+		return false;
+	/* The flag must be visible before we look at the index the driver published under it. */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	return load_acquire16(q->avail + 2) != q->last_avail;
+}
+
 uint64_t virtq_chain_read(const struct virtq_chain *c, uint64_t off, void *dst, uint64_t len)
 {
 	uint8_t *out = dst;

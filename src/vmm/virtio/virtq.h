@@ -26,6 +26,7 @@
 #define VIRTQ_DESC_F_WRITE 2
 #define VIRTQ_DESC_F_INDIRECT 4
 #define VIRTQ_AVAIL_F_NO_INTERRUPT 1
+#define VIRTQ_USED_F_NO_NOTIFY 1
 
 enum virtq_err {
 	VIRTQ_OK = 0,
@@ -99,6 +100,15 @@ enum virtq_err virtq_push(struct virtq *q, uint16_t head, uint32_t len);
 
 /* Whether the driver wants an interrupt now (it may suppress them with VIRTQ_AVAIL_F_*). */
 bool virtq_wants_interrupt(const struct virtq *q);
+
+/*
+ * Ask the driver not to notify (kick) this queue while the device is busy draining it
+ * (@quiet, VIRTQ_USED_F_NO_NOTIFY), or to notify again (!@quiet). Turning notifications back on
+ * returns true if buffers became available in the meantime, which the device must then
+ * drain itself: their driver may have seen the flag and not kicked. A hint only, as the spec
+ * says: kicks may still come.
+ */
+bool virtq_set_quiet(struct virtq *q, bool quiet);
 
 /* Copy up to @len bytes from the chain's readable part (starting at @off) into @dst; returns the
  * number copied. Helpers for devices, bounded by the segment lengths already checked. */
