@@ -174,6 +174,7 @@ enum monitor_end monitor_wait(struct monitor *m, int sigfd, char *why, size_t wh
 		if (m->vcpu[i].thread_started)
 			pthread_join(m->vcpu[i].thread, NULL);
 	m->joined = true;
+	monitor_wait_memory(m);
 	serial_flush(&m->serial);
 	switch (monitor_app_exit(m, &app_value)) {
 	case MONITOR_APP_EXITED:

@@ -489,6 +489,7 @@ int main(int argc, char **argv)
 	cl_info("enclave started: %u vCPU(s), %llu MiB, %s mode", cfg.ncpus,
 	        (unsigned long long)cfg.memory_mib, cfg.debug_mode ? "debug" : "production");
 	if (ready_fd >= 0) {
+		monitor_wait_memory(m); /* "ready": running, with all of its memory in place */
 		(void)cl_write_full(ready_fd, "ready\n", 6);
 		close(ready_fd);
 		ready_fd = -1;

@@ -16,6 +16,7 @@
 enum timeline_event {
 	TL_START, /* the launch began (the monitor's origin) */
 	TL_READY, /* VM set up: memory, image, ACPI tables, vCPUs; nothing runs yet */
+	TL_MEMORY, /* all guest RAM faulted in (in the background, from set-up on) */
 	TL_VCPU_RUN, /* vCPU 0 entered the guest for the first time */
 	TL_UART, /* the guest's first access to the 16550: the kernel is unpacked and running */
 	TL_INIT, /* boot timer: init's first instruction */

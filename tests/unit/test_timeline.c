@@ -74,7 +74,8 @@ static void test_timeline_json_names_each_event(void **state)
 	n = timeline_json(&t, buf, sizeof(buf));
 	assert_true(n > 0);
 	assert_int_equal((size_t)n, strlen(buf));
-	assert_string_equal(buf, "{\"unit\":\"ms\",\"ready\":30.000,\"vcpu_run\":31.000,"
+	assert_string_equal(buf, "{\"unit\":\"ms\",\"ready\":30.000,\"memory\":null,"
+	                         "\"vcpu_run\":31.000,"
 	                         "\"uart\":900.000,\"init\":4000.000,\"devices\":4500.000,"
 	                         "\"virtio\":null,\"heartbeat\":4800.000,\"app\":null}");
 	/* Too small a buffer is an error, never a truncated object. */

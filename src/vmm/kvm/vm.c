@@ -11,6 +11,10 @@
 
 #include <linux/mman.h>
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
+#endif
+
 #include "vmm/arch/x86_64/layout.h"
 #include "vmm/kvm/vm.h"
 
@@ -171,7 +175,7 @@ static void *map_huge(uint64_t size, uint64_t page)
 {
 	int shift = page == GiB ? MAP_HUGE_1GB : MAP_HUGE_2MB;
 	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
-	               MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | shift | MAP_POPULATE, -1, 0);
+	               MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | shift, -1, 0);
 
 	return p == MAP_FAILED ? NULL : p;
 }
@@ -237,20 +241,14 @@ enum vmm_err vm_ram_attach(struct vm *vm, void *base, uint64_t size, struct cl_d
 	return register_ram(vm, d);
 }
 
-/* Lock vm->ram and register it as memory slots (below LAYOUT_LOW_RAM_MAX at 0, the rest at
- * 4 GiB). */
+/* Register vm->ram as memory slots (below LAYOUT_LOW_RAM_MAX at 0, the rest at 4 GiB). Its
+ * pages are hugetlb, reserved when they were mapped and never swapped: locked by nature, so no
+ * mlock (which would also fault everything in right here; vm_ram_populate does that). */
 static enum vmm_err register_ram(struct vm *vm, struct cl_diag *d)
 {
 	uint8_t *p = vm->ram;
 	uint64_t size = vm->ram_size;
 
-	if (mlock(p, size) < 0) {
-		cl_diag_set(d,
-		            "cannot lock %llu MiB of enclave memory: %s; raise the locked-memory "
-		            "limit (ulimit -l) or run with CAP_IPC_LOCK",
-		            (unsigned long long)(size / MiB), strerror(errno));
-		return VMM_ERR_MEMORY;
-	}
 	vm->low_ram = size < LAYOUT_LOW_RAM_MAX ? size : LAYOUT_LOW_RAM_MAX;
 	vm->high_ram = size - vm->low_ram;
 	if (set_slot(vm, 0, 0, vm->low_ram, p) < 0 ||
@@ -272,6 +270,20 @@ void vm_irq_pulse(struct vm *vm, unsigned irq)
 	ioctl(vm->vm_fd, KVM_IRQ_LINE, &l);
 	l.level = 0;
 	ioctl(vm->vm_fd, KVM_IRQ_LINE, &l);
+}
+
+int vm_ram_populate(struct vm *vm, uint64_t off, uint64_t len)
+{
+	if (off > vm->ram_size || len > vm->ram_size - off)
+		return -EINVAL;
+	if (madvise(vm->ram + off, len, MADV_POPULATE_WRITE) == 0)
+		return 0;
+	if (errno != EINVAL)
+		return -errno;
+	/* Kernels before 5.14: touch each page with a write that changes nothing. */
+	for (uint64_t o = off; o < off + len; o += vm->page_size)
+		__atomic_fetch_add(vm->ram + o, 0, __ATOMIC_RELAXED);
+	return 0;
 }
 
 int vm_irqfd(struct vm *vm, unsigned gsi, struct cl_diag *d)

@@ -48,19 +48,27 @@ enum vmm_err vm_open(struct vm *vm, struct cl_diag *d);
 
 /*
  * Allocate @size bytes of guest RAM (a multiple of 2 MiB) from hugetlbfs: 1 GiB pages when the
- * size allows and they are available, else 2 MiB pages; pre-faulted and mlock'd; registered as
- * KVM memory slots (below LAYOUT_LOW_RAM_MAX at 0, the rest at 4 GiB).
+ * size allows and they are available, else 2 MiB pages, all reserved now (a short pool fails
+ * here, with the fix in @d) and faulted in by vm_ram_populate(); registered as KVM memory slots
+ * (below LAYOUT_LOW_RAM_MAX at 0, the rest at 4 GiB).
  */
 enum vmm_err vm_ram_alloc(struct vm *vm, uint64_t size, struct cl_diag *d);
 
 /*
  * Use @size bytes at @base, already mapped by the caller (hugetlb, e.g. ne_mem_alloc()'s
- * regions laid back to back), as guest RAM: locked and registered as memory slots exactly as
+ * regions laid back to back), as guest RAM: registered as memory slots exactly as
  * vm_ram_alloc() does, but never unmapped here. The caller keeps the mapping until vm_close().
  * Exists because the grant owner (the enclave process) must be the process that maps the
  * enclave's memory (docs/resources.md).
  */
 enum vmm_err vm_ram_attach(struct vm *vm, void *base, uint64_t size, struct cl_diag *d);
+
+/*
+ * Fault in guest RAM [off, off+len) (offsets into vm->ram) for writing, so the guest never
+ * takes a host page fault there. The hugepages themselves were reserved when the RAM was
+ * mapped: this cannot run out of memory. Returns 0 or -errno.
+ */
+int vm_ram_populate(struct vm *vm, uint64_t off, uint64_t len);
 
 /* Pulse an edge on IOAPIC pin @irq. */
 void vm_irq_pulse(struct vm *vm, unsigned irq);
