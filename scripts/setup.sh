@@ -5,7 +5,8 @@
 # What it installs and why:
 #   build      meson ninja-build pkg-config gcc clang (libFuzzer, sanitizers) clang-format
 #   libraries  libssl-dev (SHA-384, ECDSA, X.509) libcbor-dev libarchive-dev libseccomp-dev
-#              libjson-c-dev libcmocka-dev zlib1g-dev (EIF CRC-32)
+#              libjson-c-dev libcmocka-dev zlib1g-dev (EIF CRC-32) libzstd-dev (the monitor
+#              unpacks the enclave kernel once and caches it: docs/design.md)
 #   parent     qemu-system-x86 10 from bookworm-backports (TCG with an emulated AMD-V CPU),
 #   instance   busybox-static, cpio, xz-utils, zstd (kernel modules and initramfs)
 #   images     umoci skopeo (tests/cli/test_build_enclave_tools.py makes OCI images offline with

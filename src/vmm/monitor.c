@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/random.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -18,7 +19,9 @@
 #include "vmm/arch/x86_64/acpi.h"
 #include "vmm/arch/x86_64/cpu.h"
 #include "vmm/arch/x86_64/layout.h"
+#include "vmm/arch/x86_64/vmlinux.h"
 #include "vmm/devices/vsock.h"
+#include "vmm/kcache.h"
 #include "vmm/monitor_priv.h"
 #include "vmm/sandbox/seccomp.h"
 
@@ -259,6 +262,51 @@ static enum vmm_err add_vsock(struct monitor *m, struct cl_diag *d)
 	m->vsock_t = m->virtio[m->nvirtio - 1];
 	vsock_dev_attach(m->vsock, m->vsock_t);
 	return VMM_OK;
+}
+
+/* Whether @word is one of the space-separated words of the command line @s (@len bytes). */
+static bool cmdline_has(const uint8_t *s, uint64_t len, const char *word)
+{
+	size_t wl = strlen(word);
+
+	for (uint64_t i = 0; i + wl <= len; i++)
+		if ((i == 0 || s[i - 1] == ' ') && !memcmp(s + i, word, wl) &&
+		    (i + wl == len || s[i + wl] == ' '))
+			return true;
+	return false;
+}
+
+/*
+ * Boot the kernel unpacked when it can be (vmlinux.h, kcache.h): from the cache, or unpacked
+ * here and cached for the next launch. Anything in the way leaves @img as it was, and the
+ * bzImage boots through its own decompressor; the debug log says why.
+ */
+static void unpack_kernel(struct monitor *m, struct boot_image *img, struct unpacked_kernel *uk)
+{
+	const char *dir = m->cfg.kernel_cache ? m->cfg.kernel_cache : kcache_default_dir();
+	const uint8_t *kernel = gpa_translate(&m->vm.mem, img->kernel.gpa, img->kernel.len);
+	const uint8_t *cmdline = gpa_translate(&m->vm.mem, img->cmdline.gpa, img->cmdline.len);
+	struct cl_diag d = { "" };
+	struct bzimage_info bi;
+	uint64_t random = 0;
+	char why[256];
+
+	if (dir && !strcmp(dir, "off"))
+		dir = NULL;
+	if (!kernel || !cmdline || bzimage_parse(kernel, img->kernel.len, &bi, &d) != BOOT_OK)
+		return; /* boot_setup reports it */
+	if (!kcache_get(dir, kernel, img->kernel.len, &bi, uk, why, sizeof(why))) {
+		cl_debug("booting the bzImage through its decompressor: %s", why);
+		return;
+	}
+	img->vmlinux = uk->data;
+	img->vmlinux_len = uk->len;
+	img->kaslr = !cmdline_has(cmdline, img->cmdline.len, "nokaslr");
+	if (img->kaslr && getrandom(&random, sizeof(random), 0) == (ssize_t)sizeof(random))
+		img->virt_offset = vmlinux_kaslr_offset(random, bi.init_size);
+	cl_debug("kernel unpacked %s (%llu bytes), KASLR %s",
+	         uk->from_cache ? "from the cache" : "now", (unsigned long long)uk->len,
+	         img->kaslr ? "on" : "off (nokaslr)");
 }
 
 /* Size of a regular file, or an error naming it. */
@@ -559,6 +607,7 @@ enum vmm_err monitor_create(struct monitor **out, const struct monitor_config *c
                             struct cl_diag *d)
 {
 	uint64_t origin = cfg->origin_ns ? cfg->origin_ns : timeline_now_ns();
+	struct unpacked_kernel uk = { 0 };
 	struct acpi_config acfg;
 	struct boot_image img;
 	struct timespec t0;
@@ -686,15 +735,18 @@ enum vmm_err monitor_create(struct monitor **out, const struct monitor_config *c
 		e = VMM_ERR_INTERNAL;
 		goto fail;
 	}
+	unpack_kernel(m, &img, &uk);
 	be = boot_setup(&m->vm.mem, m->vm.low_ram, m->vm.high_ram, &img, LAYOUT_ACPI_ADDR, &m->boot,
 	                d);
+	kcache_release(&uk);
 	if (be != BOOT_OK) {
 		e = VMM_ERR_IMAGE;
 		goto fail;
 	}
-	cl_debug("kernel %llu bytes at 0x%llx, initrd %llu bytes at 0x%llx",
-	         (unsigned long long)m->boot.kernel_size, (unsigned long long)LAYOUT_KERNEL_ADDR,
-	         (unsigned long long)m->boot.initrd_size, (unsigned long long)m->boot.initrd_addr);
+	cl_debug("kernel %llu bytes (%s), entry 0x%llx; initrd %llu bytes at 0x%llx: %.1f ms",
+	         (unsigned long long)m->boot.kernel_size, m->boot.unpacked ? "unpacked" : "bzImage",
+	         (unsigned long long)m->boot.entry, (unsigned long long)m->boot.initrd_size,
+	         (unsigned long long)m->boot.initrd_addr, ms_since(&t0));
 
 	wire_eventfds(m);
 	serial_init(&m->serial, cfg->debug_mode ? cfg->console_fd : -1, serial_irq, m);

@@ -4,6 +4,7 @@
 #include "lib/util/checked.h"
 #include "vmm/arch/x86_64/boot.h"
 #include "vmm/arch/x86_64/layout.h"
+#include "vmm/arch/x86_64/vmlinux.h"
 
 /* struct boot_params / setup header offsets (Documentation/arch/x86/zero-page.rst, boot.rst) */
 #define BP_ACPI_RSDP_ADDR 0x070
@@ -32,6 +33,7 @@
 #define E820_MAX 128
 
 #define LOADFLAGS_LOADED_HIGH 0x01
+#define LOADFLAGS_KASLR 0x02
 #define XLF_KERNEL_64 0x01
 #define E820_RAM 1
 #define E820_RESERVED 2
@@ -278,9 +280,33 @@ enum boot_err boot_setup(const struct gpa_space *mem, uint64_t low_ram_end, uint
 		}
 	}
 
-	/* 3. The kernel's protected-mode code at 1 MiB, moved last because it may overlap
+	/* 3a. Or the unpacked kernel at its link address (16 MiB; it may overwrite the image,
+	 * which nothing reads any more), its decompressor skipped. */
+	if (img->vmlinux) {
+		struct vmlinux_layout vl;
+
+		memset(zp, 0, BP_SIZE);
+		memcpy(zp + BP_SETUP_SECTS, kernel + BP_SETUP_SECTS, bi.hdr_end - BP_SETUP_SECTS);
+		if (kernel_end > low_ram_end) {
+			cl_diag_set(d, "the kernel needs %llu MiB; give the enclave more memory",
+			            (unsigned long long)(kernel_end / MiB));
+			return BOOT_ERR_TOO_BIG;
+		}
+		e = vmlinux_load(mem, img->vmlinux, img->vmlinux_len, LAYOUT_KERNEL_EXTRACT_ADDR,
+		                 LAYOUT_KERNEL_EXTRACT_ADDR + bi.init_size, img->virt_offset, &vl,
+		                 d);
+		if (e != BOOT_OK)
+			return e;
+		if (img->kaslr)
+			zp[BP_LOADFLAGS] |= LOADFLAGS_KASLR;
+		out->entry = vl.entry;
+		out->kernel_size = vl.end - vl.start;
+		out->unpacked = true;
+	}
+
+	/* 3b. The kernel's protected-mode code at 1 MiB, moved last because it may overlap
 	 * its own source inside the image (memmove copes). */
-	{
+	if (!img->vmlinux) {
 		uint8_t *dst = gpa_translate(mem, LAYOUT_KERNEL_ADDR, bi.pm_size);
 
 		if (!dst || kernel_end > low_ram_end) {
@@ -317,11 +343,13 @@ enum boot_err boot_setup(const struct gpa_space *mem, uint64_t low_ram_end, uint
 	write_gdt(gdt);
 	write_page_tables(pml4, pdpt, pd);
 
-	out->entry = LAYOUT_KERNEL_ADDR + LAYOUT_KERNEL_ENTRY64_OFF;
+	if (!out->unpacked) {
+		out->entry = LAYOUT_KERNEL_ADDR + LAYOUT_KERNEL_ENTRY64_OFF;
+		out->kernel_size = bi.pm_size;
+	}
 	out->zero_page = LAYOUT_ZERO_PAGE_ADDR;
 	out->pml4 = LAYOUT_PML4_ADDR;
 	out->initrd_addr = initrd_addr;
 	out->initrd_size = initrd_size;
-	out->kernel_size = bi.pm_size;
 	return BOOT_OK;
 }

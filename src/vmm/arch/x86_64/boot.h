@@ -62,6 +62,16 @@ struct boot_image {
 	/* Guest range that still holds sources while we lay out (the EIF): destinations that
 	 * overlap it are refused, except the kernel which is moved last. */
 	struct boot_src image;
+	/* Optional (vmlinux.h): the kernel the bzImage carries, already unpacked (host memory,
+	 * @vmlinux_len bytes). When set, its segments are placed and its entry point entered,
+	 * and the bzImage's decompressor never runs; its setup header still fills the zero
+	 * page. @virt_offset is the KASLR virtual offset to relocate by (0: none); @kaslr says
+	 * whether to tell the kernel KASLR is on (it is, unless the command line says
+	 * nokaslr), as the decompressor does. */
+	const uint8_t *vmlinux;
+	uint64_t vmlinux_len;
+	uint64_t virt_offset;
+	bool kaslr;
 };
 
 /* Where things ended up, for the vCPU setup and the log. */
@@ -72,6 +82,7 @@ struct boot_layout {
 	uint64_t initrd_addr; /* 0 when there is no initrd */
 	uint64_t initrd_size;
 	uint64_t kernel_size;
+	bool unpacked; /* the kernel was placed unpacked (boot_image.vmlinux) */
 };
 
 /*
