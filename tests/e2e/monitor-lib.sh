@@ -31,9 +31,10 @@ enclave_kernel() {
 # The test init (monitor-init.c) in a one-file newc initramfs: $work/initrd.cpio
 build_initrd() {
 	[ -f "$work/initrd.cpio" ] && [ "$work/initrd.cpio" -nt "$top/tests/e2e/monitor-init.c" ] &&
-		return 0
+		[ "$work/initrd.cpio" -nt "$top/include/cloister/boot_timer.h" ] && return 0
 	rm -rf "$work/root" && mkdir -p "$work/root" || return 1
-	gcc -static -Os -s -o "$work/root/init" "$top/tests/e2e/monitor-init.c" || return 1
+	gcc -static -Os -s -I"$top/include" -o "$work/root/init" "$top/tests/e2e/monitor-init.c" ||
+		return 1
 	(cd "$work/root" && echo init | cpio -o -H newc --quiet >"$work/initrd.cpio.tmp") &&
 		mv "$work/initrd.cpio.tmp" "$work/initrd.cpio"
 }

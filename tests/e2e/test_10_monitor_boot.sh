@@ -22,7 +22,7 @@ for n in 1 2; do
 		fail "$n vCPU(s): exit $rc"
 		tail -n 20 "$work/boot$n.out" "$work/boot$n.err"
 	fi
-	# Set-up, first guest entry, the kernel's first UART access and hello-init's boot-timer
+	# Set-up, first guest entry, the kernel's first UART access and the init's boot-timer
 	# write, each seen and in that order; no heartbeat (this init has no vsock device).
 	if out=$(python3 - "$work/timeline$n.json" <<'PY' 2>&1
 import json, sys
