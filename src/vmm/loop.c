@@ -156,8 +156,12 @@ enum monitor_end monitor_wait(struct monitor *m, int sigfd, char *why, size_t wh
 		for (unsigned q = 0; q < 2; q++)
 			if (p[4 + q].revents & POLLIN)
 				vsock_kicked(m, q);
-		if (p[2].revents & POLLIN)
-			vsock_dev_host_ready(m->vsock);
+		if (p[2].revents & POLLIN) {
+			char vwhy[sizeof(m->why)];
+
+			if (vsock_dev_host_ready(m->vsock, vwhy, sizeof(vwhy)) < 0)
+				monitor_stop(m, MONITOR_END_GUEST_VIOLATION, "%s", vwhy);
+		}
 		if (p[3].revents & POLLIN) {
 			uint64_t v;
 

@@ -89,33 +89,48 @@ run_monitor() {
 	timeout -k 5 "$t" "$monitor" "$@" >"$out" 2>"$err"
 }
 
+# blob_setup_header: the first 1024 + 0x200 bytes of a bzImage-shaped file whose 64-bit entry is
+# the next byte. Setup header per Documentation/arch/x86/boot.rst: 1 setup sector, boot flag,
+# "HdrS", protocol 2.15, XLF_KERNEL_64; protected-mode code at file offset 1024 (loaded at
+# 1 MiB), entry at +0x200.
+blob_setup_header() {
+	head -c $((0x1f1)) /dev/zero
+	printf '\x01'                  # 0x1f1 setup_sects
+	head -c $((0x1fe - 0x1f2)) /dev/zero
+	printf '\x55\xaa'              # 0x1fe boot_flag
+	printf '\xeb\x66'              # 0x200 jump: header ends at 0x268
+	printf 'HdrS'                  # 0x202
+	printf '\x0f\x02'              # 0x206 version 2.15
+	head -c $((0x22c - 0x208)) /dev/zero
+	printf '\xff\xff\xff\x7f'      # 0x22c initrd_addr_max
+	printf '\x00\x00\x20\x00'      # 0x230 kernel_alignment
+	printf '\x00\x00'              # 0x234
+	printf '\x01\x00'              # 0x236 xloadflags: XLF_KERNEL_64
+	printf '\xff\x07\x00\x00'      # 0x238 cmdline_size
+	head -c $((0x260 - 0x23c)) /dev/zero
+	printf '\x00\x00\x10\x00'      # 0x260 init_size
+	head -c $((1024 - 0x264)) /dev/zero
+	head -c $((0x200)) /dev/zero   # 32-bit entry area (unused)
+}
+
 # make_blob_kernel OUT CODE: a bzImage-shaped file whose 64-bit entry runs CODE (a printf
-# format of \x escapes). Setup header per Documentation/arch/x86/boot.rst: 1 setup sector, boot
-# flag, "HdrS", protocol 2.15, XLF_KERNEL_64; protected-mode code at file offset 1024, entry at
-# +0x200.
+# format of \x escapes).
 make_blob_kernel() {
-	local out=$1 code=$2
 	{
-		head -c $((0x1f1)) /dev/zero
-		printf '\x01'                  # 0x1f1 setup_sects
-		head -c $((0x1fe - 0x1f2)) /dev/zero
-		printf '\x55\xaa'              # 0x1fe boot_flag
-		printf '\xeb\x66'              # 0x200 jump: header ends at 0x268
-		printf 'HdrS'                  # 0x202
-		printf '\x0f\x02'              # 0x206 version 2.15
-		head -c $((0x22c - 0x208)) /dev/zero
-		printf '\xff\xff\xff\x7f'      # 0x22c initrd_addr_max
-		printf '\x00\x00\x20\x00'      # 0x230 kernel_alignment
-		printf '\x00\x00'              # 0x234
-		printf '\x01\x00'              # 0x236 xloadflags: XLF_KERNEL_64
-		printf '\xff\x07\x00\x00'      # 0x238 cmdline_size
-		head -c $((0x260 - 0x23c)) /dev/zero
-		printf '\x00\x00\x10\x00'      # 0x260 init_size
-		head -c $((1024 - 0x264)) /dev/zero
-		head -c $((0x200)) /dev/zero   # 32-bit entry area (unused)
-		printf "$code"
+		blob_setup_header
+		printf "$2"
 		head -c 4096 /dev/zero
-	} >"$out"
+	} >"$1"
+}
+
+# make_blob_kernel_file OUT BIN: the same around a flat binary linked to run at the entry
+# (1 MiB + 0x200), e.g. build/tests/e2e/hostile-guest.bin.
+make_blob_kernel_file() {
+	{
+		blob_setup_header
+		cat "$2"
+		head -c 4096 /dev/zero
+	} >"$1"
 }
 
 # allowed_cpus: the CPUs this shell may run on, one per line, ascending (Cpus_allowed_list

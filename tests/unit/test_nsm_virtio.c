@@ -272,7 +272,34 @@ static void test_nsm_virtio_lone_response_buffer_fails_the_device(void **state)
 	make_available(0);
 	rc = wr(VIRTIO_MMIO_QUEUE_NOTIFY, 0);
 	assert_int_equal(rc, -1);
-	assert_non_null(strstr(t.why, "without a request"));
+	assert_string_equal(t.why, "virtio virtio-nsm: a response buffer without a request");
+}
+
+/* What a hostile driver did is logged once, with its values: the device named once (the
+ * transport's prefix), the queue, the rule broken and the descriptor as the guest wrote it. */
+static void test_nsm_virtio_descriptor_loop_is_named_with_its_values(void **state)
+{
+	(void)state;
+	set_desc(0, REQ_BUF, 16, VIRTQ_DESC_F_NEXT, 1);
+	set_desc(1, REQ_BUF + 16, 16, VIRTQ_DESC_F_NEXT, 0); /* back to the head */
+	make_available(0);
+	assert_int_equal(wr(VIRTIO_MMIO_QUEUE_NOTIFY, 0), -1);
+	assert_string_equal(t.why, "virtio virtio-nsm: queue 0: descriptor chain too long (loop "
+	                           "or oversized chain): the chain from head 0 goes on after 2 "
+	                           "descriptors (queue size 2, limit 64): descriptor 1 names "
+	                           "next 0");
+}
+
+static void test_nsm_virtio_oversized_buffer_is_named_with_its_values(void **state)
+{
+	(void)state;
+	set_desc(0, REQ_BUF, 0xffffffffu, VIRTQ_DESC_F_NEXT, 1);
+	set_desc(1, RESP_BUF, NSM_RESPONSE_MAX, VIRTQ_DESC_F_WRITE, 0);
+	make_available(0);
+	assert_int_equal(wr(VIRTIO_MMIO_QUEUE_NOTIFY, 0), -1);
+	assert_string_equal(t.why, "virtio virtio-nsm: queue 0: descriptor buffer lies outside "
+	                           "guest RAM: descriptor 0 (addr 0x8000, len 0xffffffff, "
+	                           "flags 0x1, next 1)");
 }
 
 /* Re-probing the driver must not unlock PCRs. */
@@ -309,6 +336,8 @@ int main(void)
 		T(test_nsm_virtio_oversized_request_gets_input_too_large),
 		T(test_nsm_virtio_protocol_violations_fail_the_device),
 		T(test_nsm_virtio_lone_response_buffer_fails_the_device),
+		T(test_nsm_virtio_descriptor_loop_is_named_with_its_values),
+		T(test_nsm_virtio_oversized_buffer_is_named_with_its_values),
 		T(test_nsm_virtio_reset_keeps_pcr_locks),
 	};
 

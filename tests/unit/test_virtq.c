@@ -294,6 +294,48 @@ static void test_virtq_rejects_avail_index_running_ahead(void **state)
 	assert_int_equal(virtq_pop(&q, &c, &got), VIRTQ_ERR_AVAIL_IDX);
 }
 
+/* A refused chain can be described with the guest's own values, for the log line. */
+static void test_virtq_fault_names_what_the_guest_wrote(void **state)
+{
+	struct virtq q;
+	struct virtq_chain c;
+	char buf[200];
+	bool got;
+
+	(void)state;
+	make_queue(&q, 8);
+	put_desc(0, BUF_GPA, 4, VIRTQ_DESC_F_NEXT, 3);
+	put_desc(3, 0x700000000ULL, 0x10, 0, 0);
+	offer(0, 0, 1, 8);
+	assert_int_equal(virtq_pop(&q, &c, &got), VIRTQ_ERR_DESC_RANGE);
+	virtq_fault_format(&q, VIRTQ_ERR_DESC_RANGE, buf, sizeof(buf));
+	assert_string_equal(buf, "descriptor 3 (addr 0x700000000, len 0x10, flags 0x0, next 0)");
+
+	put_desc(0, BUF_GPA, 4, VIRTQ_DESC_F_NEXT, 9);
+	assert_int_equal(virtq_pop(&q, &c, &got), VIRTQ_ERR_NEXT);
+	virtq_fault_format(&q, VIRTQ_ERR_NEXT, buf, sizeof(buf));
+	assert_string_equal(buf, "descriptor 0 names next 9, queue size 8");
+
+	put_desc(0, BUF_GPA, 4, VIRTQ_DESC_F_NEXT, 0);
+	assert_int_equal(virtq_pop(&q, &c, &got), VIRTQ_ERR_CHAIN_LONG);
+	virtq_fault_format(&q, VIRTQ_ERR_CHAIN_LONG, buf, sizeof(buf));
+	assert_string_equal(buf, "the chain from head 0 goes on after 8 descriptors (queue size "
+	                         "8, limit 64): descriptor 0 names next 0");
+
+	offer(0, 11, 1, 8);
+	assert_int_equal(virtq_pop(&q, &c, &got), VIRTQ_ERR_HEAD);
+	virtq_fault_format(&q, VIRTQ_ERR_HEAD, buf, sizeof(buf));
+	assert_string_equal(buf, "head 11, queue size 8");
+
+	offer(0, 0, 0x8000, 8);
+	assert_int_equal(virtq_pop(&q, &c, &got), VIRTQ_ERR_AVAIL_IDX);
+	virtq_fault_format(&q, VIRTQ_ERR_AVAIL_IDX, buf, sizeof(buf));
+	assert_string_equal(buf, "avail idx 32768, 0 chains consumed, queue size 8");
+
+	virtq_fault_format(&q, VIRTQ_ERR_NOT_READY, buf, sizeof(buf));
+	assert_string_equal(buf, "");
+}
+
 static void test_virtq_handles_index_wraparound(void **state)
 {
 	struct virtq q;
@@ -361,6 +403,7 @@ int main(void)
 		cmocka_unit_test_setup(test_virtq_refuses_indirect_descriptors, setup),
 		cmocka_unit_test_setup(test_virtq_rejects_readable_after_writable, setup),
 		cmocka_unit_test_setup(test_virtq_rejects_avail_index_running_ahead, setup),
+		cmocka_unit_test_setup(test_virtq_fault_names_what_the_guest_wrote, setup),
 		cmocka_unit_test_setup(test_virtq_handles_index_wraparound, setup),
 		cmocka_unit_test_setup(test_virtq_setup_rejects_bad_rings, setup),
 	};

@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "../../guest/init/init_parse.h"
+#include "lib/util/log.h"
 #include "lib/vsock/vsock.h"
 
 #define GUEST_CID 16
@@ -641,6 +642,68 @@ static void test_vsock_spoofed_source_cid_is_ignored(void **state)
 	fixture_free(f);
 }
 
+struct log_capture {
+	int warnings, debugs;
+	char first[256], last_warning[256];
+};
+
+static void capture_log(enum cl_log_level level, const char *msg, void *opaque)
+{
+	struct log_capture *lc = opaque;
+
+	if (level == CL_LOG_WARN) {
+		if (!lc->warnings++)
+			snprintf(lc->first, sizeof(lc->first), "%s", msg);
+		snprintf(lc->last_warning, sizeof(lc->last_warning), "%s", msg);
+	} else if (level == CL_LOG_DEBUG) {
+		lc->debugs++;
+	}
+}
+
+/* Junk from the guest is dropped (or reset) and named in the log: the first few packets at
+ * warning level, so the log says what the guest did, the rest at debug level only, so a guest
+ * flooding junk cannot flood the log. The engine keeps working. */
+static void test_vsock_guest_junk_is_named_then_quiet(void **state)
+{
+	struct fixture *f = fixture_new(0, 0);
+	enum cl_log_level old_level = cl_log_get_level();
+	struct log_capture lc = { 0 };
+	struct vsock_hdr h;
+	int resets = 0;
+
+	(void)state;
+	cl_log_set_sink(capture_log, &lc);
+	cl_log_set_level(CL_LOG_DEBUG);
+	memset(f->pkt, 0, VSOCK_HDR_LEN);
+	vsock_engine_guest_tx(f->e, f->pkt, 20); /* a cut header */
+	guest_send(f, VSOCK_OP_RW, 1000, 5000, 0, "x", 1, 4096, 0);
+	f->pkt[24] = 0xff; /* len: 255 claimed, 1 sent */
+	vsock_engine_guest_tx(f->e, f->pkt, VSOCK_HDR_LEN + 1);
+	guest_send(f, 0x7777, 1001, 5000, 0, NULL, 0, 4096, 0); /* unknown op: reset */
+	guest_send_to(f, 0x1234567890ULL, VSOCK_OP_REQUEST, 1002, 5000, 0, NULL, 0, 4096, 0);
+	assert_int_equal(lc.warnings, 4);
+	assert_string_equal(lc.first, "vsock: dropped a packet from the guest: 20 bytes, shorter "
+	                              "than a 44-byte header");
+	assert_non_null(strstr(lc.last_warning, "to CID 78187493520 port 5000"));
+	assert_non_null(strstr(lc.last_warning, "(more are logged at debug level only)"));
+	for (int i = 0; i < 100; i++)
+		guest_send(f, 0x7777, 2000 + i, 5000, 0, NULL, 0, 4096, 0);
+	assert_int_equal(lc.warnings, 4);
+	assert_true(lc.debugs >= 100);
+	cl_log_set_sink(NULL, NULL);
+	cl_log_set_level(old_level);
+
+	while (guest_recv(f, &h)) {
+		assert_int_equal(h.op, VSOCK_OP_RST);
+		resets++;
+	}
+	assert_true(resets >= 2 && resets <= 64); /* the unknown ops and the stranger's CID */
+	guest_send(f, VSOCK_OP_REQUEST, 3000, VSOCK_HEARTBEAT_PORT, 0, NULL, 0, 4096, 0);
+	assert_true(guest_recv(f, &h));
+	assert_int_equal(h.op, VSOCK_OP_RESPONSE);
+	fixture_free(f);
+}
+
 static void test_vsock_connection_limit_holds(void **state)
 {
 	struct fixture *f = fixture_new(0, 4);
@@ -1023,6 +1086,7 @@ int main(void)
 		cmocka_unit_test(test_vsock_respects_guest_credit),
 		cmocka_unit_test(test_vsock_stray_packets_get_bounded_resets),
 		cmocka_unit_test(test_vsock_spoofed_source_cid_is_ignored),
+		cmocka_unit_test(test_vsock_guest_junk_is_named_then_quiet),
 		cmocka_unit_test(test_vsock_connection_limit_holds),
 		cmocka_unit_test(test_vsock_peer_vanishing_resets_only_its_connection),
 		cmocka_unit_test(test_vsock_cid2_alias_reaches_parent_port_and_replies_as_cid2),

@@ -90,6 +90,7 @@ struct vsock_engine {
 	int listen_marker; /* address used as the listener's epoll tag */
 	bool exit_reported; /* the first valid exit record has been passed on */
 	unsigned exit_warnings; /* complaints about exit reports logged so far */
+	unsigned long junk; /* guest packets dropped as malformed, spoofed or misaddressed */
 };
 
 const char *vsock_strerror(enum vsock_err err)
@@ -529,19 +530,62 @@ static void guest_response(struct vsock_engine *e, struct conn *c)
 	conn_update_events(e, c);
 }
 
+/* Name a guest packet we drop as junk: the first few at warning level, so the log says what the
+ * guest did, then at debug level only (a guest flooding junk must not flood the log). */
+#define JUNK_WARNINGS_MAX 4
+
+static void guest_junk(struct vsock_engine *e, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));
+
+static void guest_junk(struct vsock_engine *e, const char *fmt, ...)
+{
+	enum cl_log_level level = e->junk < JUNK_WARNINGS_MAX ? CL_LOG_WARN : CL_LOG_DEBUG;
+	char msg[192];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	cl_log(level, "vsock: dropped a packet from the guest: %s%s", msg,
+	       e->junk + 1 == JUNK_WARNINGS_MAX ? " (more are logged at debug level only)" : "");
+	e->junk++;
+}
+
 void vsock_engine_guest_tx(struct vsock_engine *e, const uint8_t *pkt, size_t len)
 {
 	struct vsock_hdr h;
 	struct conn *c;
 
-	if (!vsock_hdr_decode(pkt, len, &h) || h.len > len - VSOCK_HDR_LEN ||
-	    h.len > VSOCK_MAX_PAYLOAD)
-		return; /* malformed: nothing to answer to */
-	if (h.src_cid != e->cfg.guest_cid)
+	if (!vsock_hdr_decode(pkt, len, &h)) {
+		guest_junk(e, "%zu bytes, shorter than a %d-byte header", len, VSOCK_HDR_LEN);
+		return; /* nothing to answer to */
+	}
+	if (h.len > len - VSOCK_HDR_LEN || h.len > VSOCK_MAX_PAYLOAD) {
+		guest_junk(e, "header claims %u payload bytes, %zu arrived (at most %d)", h.len,
+		           len - VSOCK_HDR_LEN, VSOCK_MAX_PAYLOAD);
+		return;
+	}
+	if (h.src_cid != e->cfg.guest_cid) {
+		guest_junk(e, "source CID %llu is not the enclave's %llu",
+		           (unsigned long long)h.src_cid, (unsigned long long)e->cfg.guest_cid);
 		return; /* a spoofed source gets no reply */
+	}
 	if ((h.dst_cid != VSOCK_PARENT_CID && h.dst_cid != VSOCK_HOST_CID_ALIAS) ||
 	    h.type != VSOCK_TYPE_STREAM) {
+		guest_junk(e, "type %u op %u to CID %llu port %u; only streams to CID 3 (or 2)%s",
+		           h.type, h.op, (unsigned long long)h.dst_cid, h.dst_port,
+		           h.op != VSOCK_OP_RST ? ", reset" : "");
 		if (h.op != VSOCK_OP_RST)
+			reply_stray_rst(e, &h);
+		return;
+	}
+	if (h.op == VSOCK_OP_INVALID || h.op > VSOCK_OP_CREDIT_REQUEST) {
+		guest_junk(e, "unknown op %u from port %u to port %u; reset", h.op, h.src_port,
+		           h.dst_port);
+		c = conn_find(e, h.src_port, h.dst_port);
+		if (c)
+			conn_reset(e, c);
+		else
 			reply_stray_rst(e, &h);
 		return;
 	}
@@ -573,7 +617,9 @@ void vsock_engine_guest_tx(struct vsock_engine *e, const uint8_t *pkt, size_t le
 	case VSOCK_OP_RST:
 		conn_free(e, c);
 		break;
-	default: /* REQUEST on an open connection, or an unknown op */
+	default: /* REQUEST on an open connection */
+		guest_junk(e, "REQUEST on the open connection from port %u to port %u; reset",
+		           h.src_port, h.dst_port);
 		conn_reset(e, c);
 		break;
 	}

@@ -35,7 +35,7 @@ static int64_t answer(struct virtio_nsm *dev, struct virtio_mmio_dev *t,
 	err = nsm_handle_request(dev->nsm, dev->req, dev->pending_len, dev->resp, cap, &len);
 	if (err != NSM_OK)
 		return virtio_mmio_fail(t,
-		                        "virtio-nsm: cannot answer into a %llu-byte buffer: %s "
+		                        "cannot answer into a %llu-byte buffer: %s "
 		                        "(the driver gives 0x3000)",
 		                        (unsigned long long)c->in_len, nsm_strerror(err));
 	virtq_chain_write(c, 0, dev->resp, len);
@@ -57,7 +57,7 @@ static int nsm_notify(void *opaque, struct virtio_mmio_dev *t, unsigned q)
 
 		e = virtq_pop(vq, &c, &got);
 		if (e != VIRTQ_OK)
-			return virtio_mmio_fail(t, "virtio-nsm: %s", virtq_strerror(e));
+			return virtio_mmio_fail_queue(t, q, NULL, e);
 		if (!got)
 			break;
 		if (c.nout && c.nin) {
@@ -68,18 +68,15 @@ static int nsm_notify(void *opaque, struct virtio_mmio_dev *t, unsigned q)
 			virtq_push(vq, c.head, (uint32_t)n);
 		} else if (c.nout) {
 			if (dev->pending)
-				return virtio_mmio_fail(t,
-				                        "virtio-nsm: a second request before the "
-				                        "response buffer of the first");
+				return virtio_mmio_fail(t, "a second request before the response "
+				                           "buffer of the first");
 			take_request(dev, &c);
 			dev->pending = true;
 			dev->pending_head = c.head;
 			continue;
 		} else {
 			if (!dev->pending || !c.nin)
-				return virtio_mmio_fail(t,
-				                        "virtio-nsm: a response buffer without a "
-				                        "request");
+				return virtio_mmio_fail(t, "a response buffer without a request");
 			if ((n = answer(dev, t, &c)) < 0)
 				return -1;
 			/* The driver expects the request token back first, then the response. */

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -46,16 +47,15 @@ static int fill_rx(struct vsock_dev *v)
 
 			err = virtq_pop(q, &v->held, &got);
 			if (err)
-				return virtio_mmio_fail(v->t, "vsock rx queue: %s",
-				                        virtq_strerror(err));
+				return virtio_mmio_fail_queue(v->t, Q_RX, "rx", err);
 			if (!got)
 				break;
 			v->have_held = true;
 		}
 		if (v->held.in_len < VSOCK_HDR_LEN)
 			return virtio_mmio_fail(v->t,
-			                        "vsock rx buffer of %llu bytes cannot hold "
-			                        "a packet header",
+			                        "rx buffer of %llu bytes cannot hold a "
+			                        "packet header",
 			                        (unsigned long long)v->held.in_len);
 		cap = v->held.in_len < sizeof(v->pkt) ? (size_t)v->held.in_len : sizeof(v->pkt);
 		n = vsock_engine_guest_rx(v->engine, v->pkt, cap);
@@ -65,7 +65,7 @@ static int fill_rx(struct vsock_dev *v)
 		err = virtq_push(q, v->held.head, (uint32_t)n);
 		v->have_held = false;
 		if (err)
-			return virtio_mmio_fail(v->t, "vsock rx queue: %s", virtq_strerror(err));
+			return virtio_mmio_fail_queue(v->t, Q_RX, "rx", err);
 		pushed = true;
 	}
 	if (pushed)
@@ -89,7 +89,7 @@ static int drain_tx(struct vsock_dev *v)
 
 		err = virtq_pop(q, &c, &got);
 		if (err)
-			return virtio_mmio_fail(v->t, "vsock tx queue: %s", virtq_strerror(err));
+			return virtio_mmio_fail_queue(v->t, Q_TX, "tx", err);
 		if (!got) {
 			if (!virtq_set_quiet(q, false))
 				break;
@@ -102,7 +102,7 @@ static int drain_tx(struct vsock_dev *v)
 		vsock_engine_guest_tx(v->engine, v->pkt, (size_t)n);
 		err = virtq_push(q, c.head, 0);
 		if (err)
-			return virtio_mmio_fail(v->t, "vsock tx queue: %s", virtq_strerror(err));
+			return virtio_mmio_fail_queue(v->t, Q_TX, "tx", err);
 		pushed = true;
 	}
 	if (pushed)
@@ -198,15 +198,20 @@ int vsock_dev_poll_fd(const struct vsock_dev *v)
 	return vsock_engine_fd(v->engine);
 }
 
-void vsock_dev_host_ready(struct vsock_dev *v)
+int vsock_dev_host_ready(struct vsock_dev *v, char *why, size_t why_len)
 {
+	int rc = 0;
+
 	if (!v->t) { /* not attached to a transport yet: only host sockets to look after */
 		vsock_engine_process_host(v->engine);
-		return;
+		return 0;
 	}
 	virtio_mmio_lock(v->t);
 	vsock_engine_process_host(v->engine);
-	if (!v->t->failed && (v->t->status & VIRTIO_STATUS_DRIVER_OK))
-		fill_rx(v);
+	if (!v->t->failed && (v->t->status & VIRTIO_STATUS_DRIVER_OK) && fill_rx(v) < 0) {
+		snprintf(why, why_len, "%s", v->t->why);
+		rc = -1;
+	}
 	virtio_mmio_unlock(v->t);
+	return rc;
 }

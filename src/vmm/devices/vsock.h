@@ -13,6 +13,7 @@
  */
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "cloister/diag.h"
@@ -44,6 +45,13 @@ void vsock_dev_attach(struct vsock_dev *v, struct virtio_mmio_dev *t);
 /* A file descriptor that becomes readable when host sockets need attention; when it does,
  * call vsock_dev_host_ready() from the thread that polls it. */
 int vsock_dev_poll_fd(const struct vsock_dev *v);
-void vsock_dev_host_ready(struct vsock_dev *v);
+/*
+ * Serve the host sockets and give the guest what they produced. Returns 0, or -1 when the
+ * guest's rx queue broke the protocol while being filled (a buffer outside RAM or too small
+ * for a header): the reason, with the transport's prefix, is copied to @why (@why_len bytes),
+ * and the caller must end the enclave, as a vCPU does when a kick fails — nothing else would,
+ * since a guest that is waiting for this packet may never touch the device again.
+ */
+int vsock_dev_host_ready(struct vsock_dev *v, char *why, size_t why_len);
 
 #endif

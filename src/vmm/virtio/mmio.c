@@ -62,6 +62,17 @@ int virtio_mmio_fail(struct virtio_mmio_dev *t, const char *fmt, ...)
 	return -1;
 }
 
+int virtio_mmio_fail_queue(struct virtio_mmio_dev *t, unsigned q, const char *what,
+                           enum virtq_err e)
+{
+	char detail[160] = "";
+
+	if (q < t->ops->num_queues)
+		virtq_fault_format(&t->q[q].vq, e, detail, sizeof(detail));
+	return virtio_mmio_fail(t, "%s%squeue %u: %s%s%s", what ? what : "", what ? " " : "", q,
+	                        virtq_strerror(e), detail[0] ? ": " : "", detail);
+}
+
 /* Set @bits in InterruptStatus and pulse the line, unless they were all set already: then the
  * driver has not acknowledged the last interrupt yet, and it looks at every queue only after
  * its acknowledgement, so it will see what is new without another (costly) interrupt. */

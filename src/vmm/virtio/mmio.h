@@ -113,7 +113,7 @@ struct virtio_mmio_dev {
 	struct virtio_mmio_queue q[VIRTIO_MMIO_MAX_QUEUES];
 
 	bool failed; /* the guest broke the protocol; the enclave is being ended */
-	char why[160]; /* the reason, for the log */
+	char why[256]; /* the reason, for the log (the monitor keeps 256 of it) */
 };
 
 /* Initialise @t for device @ops/@opaque at MMIO @base with interrupt @irq. Returns false when
@@ -144,6 +144,11 @@ void virtio_mmio_signal_config(struct virtio_mmio_dev *t);
 /* For devices: record a guest protocol violation (lock held). Returns -1 for convenience. */
 int virtio_mmio_fail(struct virtio_mmio_dev *t, const char *fmt, ...)
         __attribute__((format(printf, 2, 3)));
+/* For devices: virtq_pop() or virtq_push() on queue @q (called @what, e.g. "tx"; NULL for a
+ * device with one queue) failed with @e: record it with the values the guest gave
+ * ("virtio vsock: tx queue 1: <what is wrong>: descriptor 0 (addr ..., len ...)"). Returns -1. */
+int virtio_mmio_fail_queue(struct virtio_mmio_dev *t, unsigned q, const char *what,
+                           enum virtq_err e);
 
 void virtio_mmio_lock(struct virtio_mmio_dev *t);
 void virtio_mmio_unlock(struct virtio_mmio_dev *t);

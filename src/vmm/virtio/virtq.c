@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "lib/util/checked.h"
@@ -98,9 +99,12 @@ enum virtq_err virtq_pop(struct virtq *q, struct virtq_chain *c, bool *got)
 	avail_idx = load_acquire16(q->avail + 2);
 	if (avail_idx == q->last_avail)
 		return VIRTQ_OK;
+	memset(&q->fault, 0, sizeof(q->fault));
+	q->fault.avail_idx = avail_idx;
 	if ((uint16_t)(avail_idx - q->last_avail) > q->size)
 		return VIRTQ_ERR_AVAIL_IDX;
 	head = load_le16(q->avail + 4 + 2 * (q->last_avail % q->size));
+	q->fault.head = q->fault.index = head;
 	if (head >= q->size)
 		return VIRTQ_ERR_HEAD;
 
@@ -113,10 +117,15 @@ enum virtq_err virtq_pop(struct virtq *q, struct virtq_chain *c, bool *got)
 
 		/* A chain visits each descriptor at most once, so more steps than the queue size
 		 * (or our own limit) means a loop or an oversized chain. */
-		if (n >= VIRTQ_CHAIN_MAX || n >= q->size)
+		if (n >= VIRTQ_CHAIN_MAX || n >= q->size) {
+			q->fault.walked = n;
 			return VIRTQ_ERR_CHAIN_LONG;
+		}
 		/* Copy once, then check the copy: the guest may rewrite the table under us. */
 		memcpy(&d, &q->desc[idx], sizeof(d));
+		q->fault.index = idx;
+		q->fault.walked = n;
+		q->fault.desc = d;
 		if (d.flags & VIRTQ_DESC_F_INDIRECT)
 			return VIRTQ_ERR_INDIRECT;
 		p = gpa_translate(q->mem, d.addr, d.len);
@@ -144,6 +153,37 @@ enum virtq_err virtq_pop(struct virtq *q, struct virtq_chain *c, bool *got)
 	q->last_avail++;
 	*got = true;
 	return VIRTQ_OK;
+}
+
+int virtq_fault_format(const struct virtq *q, enum virtq_err e, char *buf, size_t len)
+{
+	const struct virtq_fault *f = &q->fault;
+
+	switch (e) {
+	case VIRTQ_ERR_AVAIL_IDX:
+		return snprintf(buf, len, "avail idx %u, %u chains consumed, queue size %u",
+		                f->avail_idx, q->last_avail, q->size);
+	case VIRTQ_ERR_HEAD:
+		return snprintf(buf, len, "head %u, queue size %u", f->head, q->size);
+	case VIRTQ_ERR_NEXT:
+		return snprintf(buf, len, "descriptor %u names next %u, queue size %u", f->index,
+		                f->desc.next, q->size);
+	case VIRTQ_ERR_CHAIN_LONG:
+		return snprintf(buf, len,
+		                "the chain from head %u goes on after %u descriptors (queue size "
+		                "%u, limit %u): descriptor %u names next %u",
+		                f->head, f->walked, q->size, VIRTQ_CHAIN_MAX, f->index,
+		                f->desc.next);
+	case VIRTQ_ERR_DESC_RANGE:
+	case VIRTQ_ERR_INDIRECT:
+	case VIRTQ_ERR_ORDER:
+		return snprintf(buf, len,
+		                "descriptor %u (addr 0x%llx, len 0x%x, flags 0x%x, next %u)",
+		                f->index, (unsigned long long)f->desc.addr, f->desc.len,
+		                f->desc.flags, f->desc.next);
+	default:
+		return snprintf(buf, len, "%s", "");
+	}
 }
 
 enum virtq_err virtq_push(struct virtq *q, uint16_t head, uint32_t len)

@@ -15,6 +15,7 @@
  */
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "vmm/kvm/gpa.h"
@@ -53,6 +54,16 @@ struct virtq_desc {
 	uint16_t next;
 };
 
+/* What virtq_pop() read when it refused a chain, for the log line: the guest's own values, so
+ * the line says what the driver did (which descriptor, which address and length). */
+struct virtq_fault {
+	uint16_t avail_idx; /* the driver's avail->idx */
+	uint16_t head; /* the chain's head index */
+	uint16_t index; /* the descriptor refused (or the out-of-range next index it named) */
+	unsigned walked; /* descriptors accepted before it */
+	struct virtq_desc desc; /* its copy */
+};
+
 struct virtq {
 	const struct gpa_space *mem;
 	uint16_t size;
@@ -62,6 +73,7 @@ struct virtq {
 	uint16_t last_avail; /* next avail ring slot the device consumes */
 	uint16_t used_idx; /* next used ring slot the device fills */
 	bool ready;
+	struct virtq_fault fault; /* set when virtq_pop() fails */
 };
 
 /* One buffer of a chain: a host pointer already checked for its whole length. */
@@ -94,6 +106,13 @@ void virtq_reset(struct virtq *q);
  * again (the enclave is ended).
  */
 enum virtq_err virtq_pop(struct virtq *q, struct virtq_chain *c, bool *got);
+
+/*
+ * Describe the last virtq_pop() failure @e of @q with the values the guest gave ("descriptor 0
+ * (addr 0x700000000, len 0x10, flags 0x1, next 1)"), into @buf of @len bytes; "" for errors
+ * that carry no values. Returns what snprintf() returns.
+ */
+int virtq_fault_format(const struct virtq *q, enum virtq_err e, char *buf, size_t len);
 
 /* Return chain @head to the driver with @len bytes written into its writable part. */
 enum virtq_err virtq_push(struct virtq *q, uint16_t head, uint32_t len);
