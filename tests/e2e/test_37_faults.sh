@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# e2e-timeout: 900
+# e2e-timeout: 1200
 # Faults through the real nitro-cli, each followed by an audit (monitor-lib.sh audit_released:
 # hugepages, grants, sockets, enclave processes, describe-enclaves, the pool record):
 #   a. the enclave kernel panics (sysrq c, panic=1 as Nitro's panic=30): the enclave ends by
@@ -94,7 +94,7 @@ crash() {
 		"$nitro" terminate-enclave --enclave-id "$id" >/dev/null 2>&1
 	fi
 	if grep -q "ended: reboot" "$log" && grep -q "kernel panicked" "$log"; then
-		pass "$c: the log says how it ended: $(grep -m1 -o 'ended: reboot.*' "$log" | cut -c1-90)"
+		pass "$c: the log says how it ended: $(grep -m1 -o 'ended: reboot.*' "$log" | cut -c1-60); $(grep -m1 -o 'a guest reboot ends.*' "$log" | cut -c1-60)…"
 	else
 		fail "$c: $log does not say it ended by a reboot: $(grep -m2 'ended\|panick' "$log")"
 	fi
