@@ -217,6 +217,7 @@ static bool write_error_log(enum cli_error code, const char *msg, char *path, si
 	struct timespec ts;
 	struct tm tm;
 	FILE *f;
+	int failed;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
@@ -228,7 +229,15 @@ static bool write_error_log(enum cli_error code, const char *msg, char *path, si
 		return false;
 	fprintf(f, "Action: %s\nSubactions:\n  [ E%02d ] %s\nRoot error: %s\n", "cloister",
 	        (int)code, cli_error_title(code), msg);
-	fclose(f);
+	/* A full logs disk creates the file but keeps none of it: point nobody at an empty log. */
+	failed = ferror(f);
+	if (fclose(f) != 0 || failed) {
+		int err = errno ? errno : EIO;
+
+		unlink(path);
+		errno = err;
+		return false;
+	}
 	return true;
 }
 
@@ -253,9 +262,10 @@ int cli_fail(enum cli_error code, const char *fmt, ...)
 		        log_path);
 	else
 		fprintf(stderr,
-		        "(the error log could not be written to %s: %s; set "
+		        "(the error log could not be written to %s: %s; %sset "
 		        "NITRO_CLI_LOGS_PATH to a writable directory)\n",
-		        logs_dir(), strerror(errno));
+		        logs_dir(), strerror(errno),
+		        errno == ENOSPC || errno == EDQUOT ? "make room there or " : "");
 	return (int)code;
 }
 

@@ -39,6 +39,22 @@ build_initrd() {
 		mv "$work/initrd.cpio.tmp" "$work/initrd.cpio"
 }
 
+# build_vsock_initrd DIR KERNEL: the vsock test init (tests/e2e/vsock-init.c: heartbeat, echo on
+# 5000, control on 5001) with KERNEL's vsock modules, as DIR/initrd.cpio (DIR/root is scratch).
+build_vsock_initrd() {
+	local dir=$1 kernel=$2 root=$1/root moddir m f
+	moddir=$(dirname "$(dirname "$kernel")")/lib/modules/${kernel##*/vmlinuz-}
+	rm -rf "$root" && mkdir -p "$root/modules" || return 1
+	gcc -static -Os -s -o "$root/init" "$top/tests/e2e/vsock-init.c" || return 1
+	for m in virtio_mmio vsock vmw_vsock_virtio_transport_common vmw_vsock_virtio_transport; do
+		f=$(find "$moddir" -name "$m.ko.xz" | head -1)
+		[ -n "$f" ] || return 1
+		xz -dc "$f" >"$root/modules/$m.ko" || return 1
+		echo "$m" >>"$root/modules/order"
+	done
+	(cd "$root" && find . | LC_ALL=C sort | cpio -o -H newc --quiet >"$dir/initrd.cpio")
+}
+
 have_build_eif() {
 	"$cloister" build-eif --help >/dev/null 2>&1
 }
@@ -215,4 +231,79 @@ check_vcpu_pinning() {
 	done
 	got=$(cat /proc/"$pid"/task/*/comm | grep -c '^vcpu')
 	[ "$got" -eq $# ] || fail "$got threads named vcpu*, want $#"
+}
+
+# ---- fault audits (tests/e2e/test_37_faults.sh; docs/security.md "Faults") -----------------
+# audit_snapshot, with the pool configured and no enclave running, records the clean state;
+# audit_released LABEL then checks, against it, that everything an enclave took is back:
+#   - free 2 MiB hugepages as many as in the snapshot;
+#   - no file left in <state>/enclaves (a grant, or a grant's temp file);
+#   - no socket left in <state> (a control <slot>.sock, an <EnclaveID>.vsock);
+#   - no process running the cloister binaries that was not there at the snapshot (the
+#     enclave process is a fork of nitro-cli, so this is the enclave process too);
+#   - `nitro-cli describe-enclaves` prints [];
+#   - the pool record (pool.conf: CPUs, memory, hugepages reserved) unchanged, so with no
+#     grant every pool CPU is free.
+# The state directory is $NITRO_CLI_SOCKETS_PATH. An enclave process still ending gets up to
+# AUDIT_SETTLE_S (default 20) seconds to exit; then each check runs once, the files before
+# describe-enclaves (which would clean up after a dead enclave process and hide a leak), and
+# every check that failed is named.
+
+# Pids of processes whose executable is cloister (nitro-cli is a link to it) or the monitor.
+audit_cloister_pids() {
+	local p e want1 want2
+	want1=$(readlink -f "$cloister")
+	want2=$(readlink -f "$monitor")
+	for p in /proc/[0-9]*; do
+		e=$(readlink "$p/exe" 2>/dev/null) || continue
+		[ "$e" = "$want1" ] || [ "$e" = "$want2" ] || continue
+		echo "${p#/proc/}"
+	done
+}
+
+audit_snapshot() {
+	AUDIT_HP=$(free_hugepages)
+	AUDIT_PIDS=" $(audit_cloister_pids | tr '\n' ' ') "
+	AUDIT_POOL=$(cat "$NITRO_CLI_SOCKETS_PATH/pool.conf" 2>/dev/null)
+}
+
+# audit_new_pids: cloister processes that were not there at the snapshot, as "pid(cmdline)".
+audit_new_pids() {
+	local p
+	for p in $(audit_cloister_pids); do
+		[[ "$AUDIT_PIDS" == *" $p "* ]] && continue
+		printf ' %s(%s)' "$p" "$(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | cut -c1-60)"
+	done
+}
+
+# audit_problems: the failed checks, one per line (nothing when all is released).
+audit_problems() {
+	local state=$NITRO_CLI_SOCKETS_PATH hp left socks extra d
+	extra=$(audit_new_pids)
+	[ -z "$extra" ] || echo "cloister processes left:$extra"
+	hp=$(free_hugepages)
+	[ "$hp" = "$AUDIT_HP" ] || echo "hugepages: $hp free, want $AUDIT_HP"
+	left=$(ls -A "$state/enclaves" 2>/dev/null | tr '\n' ' ')
+	[ -z "$left" ] || echo "left in $state/enclaves: $left"
+	socks=$(find "$state" -maxdepth 1 \( -type s -o -name '*.sock' -o -name '*.vsock' \) \
+		-printf '%f ' 2>/dev/null)
+	[ -z "$socks" ] || echo "sockets left in $state: $socks"
+	[ "$(cat "$state/pool.conf" 2>/dev/null)" = "$AUDIT_POOL" ] ||
+		echo "pool record $state/pool.conf changed or gone"
+	d=$("$build/src/cli/nitro-cli" describe-enclaves 2>&1 | tr -d ' \n')
+	[ "$d" = "[]" ] || echo "describe-enclaves: $(echo "$d" | cut -c1-200)"
+}
+
+audit_released() {
+	local label=$1 problems
+	for _ in $(seq $((${AUDIT_SETTLE_S:-20} * 2))); do
+		[ -z "$(audit_new_pids)" ] && break
+		sleep 0.5
+	done
+	problems=$(audit_problems)
+	if [ -z "$problems" ]; then
+		pass "AUDIT $label: $AUDIT_HP hugepages free, no grant, no socket, no enclave process, describe-enclaves [], pool record intact"
+	else
+		fail "AUDIT $label: $(echo "$problems" | paste -sd ';' -)"
+	fi
 }

@@ -5,7 +5,9 @@
  * the kernel command line says e2e_heartbeat=skip), says hello to the parent's port 6000, then
  * serves:
  *   port 5000  echo: every byte back, until the peer's end of stream (one process, poll())
- *   port 5001  control: "quit" powers the enclave off
+ *   port 5001  control: "quit" powers the enclave off; "panic" crashes the kernel through
+ *              /proc/sysrq-trigger; "exit" makes init (PID 1) exit, which Linux answers with
+ *              "Attempted to kill init!" (both then follow the kernel's panic= setting)
  * Static, libc only.
  */
 #define _GNU_SOURCE 1 /* accept4 */
@@ -276,6 +278,17 @@ int main(void)
 			say("%s", "quit: powering off");
 			sync();
 			reboot(RB_POWER_OFF);
+		}
+		if (n > 0 && !strncmp(cmd, "panic", 5)) {
+			int t = open("/proc/sysrq-trigger", O_WRONLY | O_CLOEXEC);
+
+			say("%s", "panic: crashing the kernel (sysrq c)");
+			if (t < 0 || write(t, "c", 1) != 1)
+				say("panic: %s", strerror(errno));
+		}
+		if (n > 0 && !strncmp(cmd, "exit", 4)) {
+			say("%s", "exit: init exits with status 3");
+			exit(3);
 		}
 		close(c);
 	}

@@ -87,14 +87,15 @@ def cmd_tcp(host, port, nbytes):
     return 0 if want == got else 1
 
 
-def cmd_quit(uds):
+def cmd_ctl(uds, word):
+    """Send WORD to the test init's control port 5001 (quit, panic, exit: tests/e2e/vsock-init.c)."""
     s = connect(uds, 5001)
     if s is None:
-        print("quit: control port refused")
+        print(f"{word}: control port refused")
         return 1
-    s.sendall(b"quit\n")
+    s.sendall(word.encode() + b"\n")
     s.close()
-    print("quit: sent")
+    print(f"{word}: sent")
     return 0
 
 
@@ -125,7 +126,9 @@ def main(argv):
     if cmd == "tcp":
         return cmd_tcp(argv[2], argv[3], int(argv[4]))
     if cmd == "quit":
-        return cmd_quit(argv[2])
+        return cmd_ctl(argv[2], "quit")
+    if cmd == "ctl":
+        return cmd_ctl(argv[2], argv[3])
     if cmd == "listen":
         return cmd_listen(argv[2], argv[3])
     print(f"unknown command {cmd}")

@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -431,6 +432,52 @@ static void test_pool_record_round_trips(void **state)
 	pool_close(p);
 }
 
+/* pool_check_writable() in a child that is not root (root passes any mode check): 0 when the
+ * state directory and enclaves/ are writable, else 1 + (2 when the message names @want and
+ * says "not writable"). */
+static int writable_as_nobody(struct pool *p, const char *want)
+{
+	struct cl_diag d = { "" };
+	pid_t pid = fork();
+	int status;
+
+	if (pid == 0) {
+		if (geteuid() == 0 &&
+		    (setresgid(65534, 65534, 65534) < 0 || setresuid(65534, 65534, 65534) < 0))
+			_exit(9);
+		if (pool_check_writable(p, &d) == POOL_OK)
+			_exit(0);
+		_exit(1 + 2 * (strstr(d.msg, want) && strstr(d.msg, "not writable")));
+	}
+	assert_true(pid > 0);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void test_state_dir_not_writable_is_named_with_the_fix(void **state)
+{
+	struct fixture *f = *state;
+	struct pool *p;
+	char dir[PATH_MAX + 16], sub[PATH_MAX + 32];
+
+	snprintf(dir, sizeof(dir), "%s/state", f->root);
+	snprintf(sub, sizeof(sub), "%s/enclaves", dir);
+	assert_int_equal(pool_open(dir, f->root, &p, NULL), POOL_OK);
+	assert_int_equal(pool_check_writable(p, NULL), POOL_OK);
+	assert_int_equal(chmod(f->root, 0755), 0);
+	assert_int_equal(chmod(dir, 0777), 0);
+	assert_int_equal(chmod(sub, 0777), 0);
+	assert_int_equal(writable_as_nobody(p, dir), 0);
+	assert_int_equal(chmod(dir, 0555), 0);
+	assert_int_equal(writable_as_nobody(p, dir), 3);
+	assert_int_equal(chmod(dir, 0777), 0);
+	assert_int_equal(chmod(sub, 0555), 0);
+	assert_int_equal(writable_as_nobody(p, sub), 3);
+	chmod(sub, 0755);
+	chmod(dir, 0755);
+	pool_close(p);
+}
+
 static void test_grant_round_trips_and_dead_owner_is_reclaimed(void **state)
 {
 	struct fixture *f = *state;
@@ -679,6 +726,7 @@ int main(void)
 		cmocka_unit_test(test_hugepages_shortfall_rolls_back_to_previous_counts),
 		cmocka_unit_test(test_hugepages_missing_node_is_an_error),
 		cmocka_unit_test(test_pool_record_round_trips),
+		cmocka_unit_test(test_state_dir_not_writable_is_named_with_the_fix),
 		cmocka_unit_test(test_grant_round_trips_and_dead_owner_is_reclaimed),
 		cmocka_unit_test(test_pinned_grant_reads_until_replaced_or_removed),
 		cmocka_unit_test(test_grant_with_reused_pid_counts_as_dead),

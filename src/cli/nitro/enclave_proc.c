@@ -434,6 +434,12 @@ int enclave_process_main(const struct run_args *a, const struct parent_identity 
 	end = monitor_wait(e.m, sigfd, why, sizeof(why));
 	atomic_store(&e.terminating, true);
 	cl_info("enclave %s ended: %s: %s", e.launch.enclave_id, monitor_end_name(end), why);
+	if (end == MONITOR_END_REBOOT)
+		/* Nitro ends an enclave whose guest reboots; the reboot itself does not say why. */
+		cl_info("a guest reboot ends the enclave: its init or application exited, or its "
+		        "kernel panicked (panic=N reboots after N s); %s%s",
+		        a->debug_mode ? "its console shows which: " : "",
+		        a->debug_mode ? console : "run it with --debug-mode to see which");
 	if (e.report_fd >= 0) {
 		/* never booted: what run-enclave reports (nitro-compat §2.5: E36) */
 		snprintf(msg, sizeof(msg), "the enclave did not boot: %s: %s",

@@ -19,6 +19,7 @@
 
 #include "cli/cli.h"
 #include "cli/nitro/enclave.h"
+#include "lib/util/file.h"
 #include "lib/util/json.h"
 
 static void usage(FILE *out)
@@ -57,17 +58,41 @@ struct started {
 };
 
 /* The enclave process's stdout/stderr: <logs>/enclave-<pid>.log, renamed to
- * <logs>/<EnclaveID>.log once the slot exists (the EnclaveID is not known before). */
-static void redirect_stdio(void)
+ * <logs>/<EnclaveID>.log once the slot exists (the EnclaveID is not known before). The log is
+ * best effort, as nitro-cli's: an enclave does not fail to start because its logs directory is
+ * unwritable or full. But run-enclave says so (a "warning" line on @report_fd, printed on its
+ * stderr), since the log is where the enclave's end and its application's exit status go. */
+static void redirect_stdio(int report_fd)
 {
-	char path[PATH_MAX];
-	int fd;
+	char path[PATH_MAX], line[PATH_MAX + 256];
+	int fd, n, err;
 
 	mkdir(enclave_logs_dir(), 0755);
 	snprintf(path, sizeof(path), "%s/enclave-%ld.log", enclave_logs_dir(), (long)getpid());
 	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-	if (fd < 0)
+	if (fd < 0) {
+		snprintf(line, sizeof(line),
+		         "warning cannot create the enclave's log %s: %s; the enclave starts "
+		         "without one: set NITRO_CLI_LOGS_PATH to a writable directory\n",
+		         path, strerror(errno));
+		(void)cl_write_full(report_fd, line, strlen(line));
 		fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	} else {
+		/* The first line also tells whether the log can grow (a full disk lets the file
+		 * be created, then keeps nothing). */
+		n = snprintf(line, sizeof(line), "cloister: info: enclave process %ld, log %s\n",
+		             (long)getpid(), path);
+		err = cl_write_full(fd, line, (size_t)n);
+		if (err < 0) {
+			snprintf(line, sizeof(line),
+			         "warning cannot write the enclave's log in %s: %s; the enclave "
+			         "starts anyway, but its log (how it ends, its application's exit "
+			         "status) is lost: make room there or set NITRO_CLI_LOGS_PATH to "
+			         "another directory\n",
+			         enclave_logs_dir(), strerror(-err));
+			(void)cl_write_full(report_fd, line, strlen(line));
+		}
+	}
 	if (fd >= 0) {
 		dup2(fd, STDOUT_FILENO);
 		dup2(fd, STDERR_FILENO);
@@ -113,7 +138,7 @@ static int spawn_enclave_process(const struct run_args *a, const struct parent_i
 			_exit(0);
 		if (chdir("/") < 0)
 			_exit(E_DAEMONIZE);
-		redirect_stdio();
+		redirect_stdio(pfd[1]);
 		_exit(enclave_process_main(a, parent, eif_size, pfd[1]));
 	}
 	close(pfd[1]);
@@ -235,14 +260,23 @@ int cmd_run_enclave(int argc, char **argv)
 	rc = pool_open(NULL, NULL, &p, &d);
 	if (rc == 0)
 		rc = pool_record_read(p, &rec, &d);
-	pool_close(p);
-	if (rc == POOL_ERR_NO_POOL)
+	if (rc == POOL_ERR_NO_POOL) {
+		pool_close(p);
 		return cli_fail(E_FILE_OPERATION, "%s", d.msg); /* names the fix */
-	if (rc)
+	}
+	if (rc) {
+		pool_close(p);
 		return cli_fail(E_FILE_OPERATION,
 		                "cannot read the enclave resource pool in %s: %s; reserve CPUs and "
 		                "hugepages with: sudo cloister allocator",
 		                pool_default_state_dir(), d.msg);
+	}
+	/* The enclave process would only find out after taking the lock, as a failed grant
+	 * write ("E29 Ioctl failure"); say here which directory and what to do. */
+	rc = pool_check_writable(p, &d);
+	pool_close(p);
+	if (rc)
+		return cli_fail(E_FILE_OPERATION, "%s", d.msg);
 
 	fprintf(stderr, "Start allocating memory...\n");
 	fd = spawn_enclave_process(&a, &parent, (uint64_t)sb.st_size);
@@ -262,6 +296,8 @@ int cmd_run_enclave(int argc, char **argv)
 		} else if (!strcmp(line, "booted") && started) {
 			rc = print_started(&st);
 			break;
+		} else if (!strncmp(line, "warning ", 8)) {
+			fprintf(stderr, "Warning: %s\n", line + 8);
 		} else if (!strncmp(line, "error ", 6)) {
 			char *msg;
 			long code = strtol(line + 6, &msg, 10);

@@ -237,6 +237,13 @@ struct pool;
  */
 int pool_open(const char *state_dir, const char *sysroot, struct pool **out, struct cl_diag *d);
 void pool_close(struct pool *p);
+/*
+ * Whether this process may create files in the state directory and its `enclaves/`
+ * subdirectory, as run-enclave must (the grant, the control and vsock sockets). Checked with
+ * access(2), so a read-only mount (EROFS, also for root) and missing permissions (EACCES) both
+ * count. Returns POOL_OK, or POOL_ERR_IO with @d naming the directory, the reason and the fix.
+ */
+int pool_check_writable(const struct pool *p, struct cl_diag *d);
 const char *pool_state_dir(const struct pool *p);
 const char *pool_sysroot(const struct pool *p);
 

@@ -133,6 +133,35 @@ void pool_close(struct pool *p)
 	free(p);
 }
 
+int pool_check_writable(const struct pool *p, struct cl_diag *d)
+{
+	char sub[PATH_MAX];
+	const char *dirs[2] = { p->state_dir, sub };
+
+	if (snprintf(sub, sizeof(sub), "%s/enclaves", p->state_dir) >= (int)sizeof(sub)) {
+		cl_diag_set(d, "state directory path '%s' is too long", p->state_dir);
+		return POOL_ERR_IO;
+	}
+	for (size_t i = 0; i < 2; i++) {
+		char who[32] = "";
+		int err;
+
+		if (access(dirs[i], W_OK | X_OK) == 0)
+			continue;
+		err = errno;
+		if (err != EROFS)
+			snprintf(who, sizeof(who), " by uid %u", (unsigned)geteuid());
+		cl_diag_set(d,
+		            "the state directory %s is not writable%s (%s); enclaves keep their "
+		            "grant and sockets there: %s (or set NITRO_CLI_SOCKETS_PATH to a "
+		            "writable directory and run `cloister allocator` for it)",
+		            dirs[i], who, strerror(err),
+		            err == EROFS ? "remount it read-write" : "run as root");
+		return POOL_ERR_IO;
+	}
+	return POOL_OK;
+}
+
 const char *pool_state_dir(const struct pool *p)
 {
 	return p->state_dir;
