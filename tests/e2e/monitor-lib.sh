@@ -45,7 +45,7 @@ build_vsock_initrd() {
 	local dir=$1 kernel=$2 root=$1/root moddir m f
 	moddir=$(dirname "$(dirname "$kernel")")/lib/modules/${kernel##*/vmlinuz-}
 	rm -rf "$root" && mkdir -p "$root/modules" || return 1
-	gcc -static -Os -s -o "$root/init" "$top/tests/e2e/vsock-init.c" || return 1
+	gcc -static -Os -s -I"$top/include" -o "$root/init" "$top/tests/e2e/vsock-init.c" || return 1
 	for m in virtio_mmio vsock vmw_vsock_virtio_transport_common vmw_vsock_virtio_transport; do
 		f=$(find "$moddir" -name "$m.ko.xz" | head -1)
 		[ -n "$f" ] || return 1

@@ -11,26 +11,12 @@
 client=$top/tests/e2e/vsock_client.py
 nitro=$build/src/cli/nitro-cli
 kernel=$(enclave_kernel) || { fail "no enclave kernel (scripts/fetch-kernel.sh enclave)"; finish; }
-release=${kernel##*/vmlinuz-}
-moddir=$(dirname "$(dirname "$kernel")")/lib/modules/$release
 lc=$work/lifecycle
 rm -rf "$lc" && mkdir -p "$lc" || exit 1
 export NITRO_CLI_SOCKETS_PATH=$lc/run NITRO_CLI_LOGS_PATH=$lc/log CLOISTER_CA_DIR=$lc/ca
 
 # The vsock test init (heartbeat, echo on 5000, "quit" on 5001) with this kernel's modules.
-build_initrd_vsock() {
-	local root=$lc/root m f
-	mkdir -p "$root/modules" || return 1
-	gcc -static -Os -s -o "$root/init" "$top/tests/e2e/vsock-init.c" || return 1
-	for m in virtio_mmio vsock vmw_vsock_virtio_transport_common vmw_vsock_virtio_transport; do
-		f=$(find "$moddir" -name "$m.ko.xz" | head -1)
-		[ -n "$f" ] || return 1
-		xz -dc "$f" >"$root/modules/$m.ko" || return 1
-		echo "$m" >>"$root/modules/order"
-	done
-	(cd "$root" && find . | LC_ALL=C sort | cpio -o -H newc --quiet >"$lc/initrd.cpio")
-}
-build_initrd_vsock || { fail "cannot build the vsock initramfs"; finish; }
+build_vsock_initrd "$lc" "$kernel" || { fail "cannot build the vsock initramfs"; finish; }
 eif=$lc/app.eif
 make_eif "$eif" "console=ttyS0 panic=-1 reboot=k quiet" "$kernel" "$lc/initrd.cpio" ||
 	{ fail "cannot build the EIF"; finish; }
