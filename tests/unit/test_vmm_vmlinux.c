@@ -238,6 +238,7 @@ static size_t make_bzimage(uint8_t *k, const void *payload, size_t plen, uint32_
 static void test_bzimage_payload_unpacks_to_the_vmlinux(void **state)
 {
 	static uint8_t v[ELF_LEN + 64], z[ELF_LEN + 1024], k[ELF_LEN + 4096], out[ELF_LEN + 64];
+	static const char gz[] = "\x1f\x8b\x08\x00 not really gzip";
 	struct bzimage_payload p;
 	struct bzimage_info bi;
 	struct cl_diag d = { "" };
@@ -259,7 +260,7 @@ static void test_bzimage_payload_unpacks_to_the_vmlinux(void **state)
 	assert_int_equal(bzimage_find_payload(k, klen, &bi, &p, &d), BOOT_OK);
 	assert_int_equal(bzimage_unpack(&p, out, &d), BOOT_ERR_NOT_BZIMAGE);
 	/* Not zstd (gzip magic): found, but not unpacked here. */
-	klen = make_bzimage(k, "\x1f\x8b\x08\x00 not really gzip", 22, (uint32_t)vlen);
+	klen = make_bzimage(k, gz, sizeof(gz) - 1, (uint32_t)vlen);
 	assert_int_equal(bzimage_find_payload(k, klen, &bi, &p, &d), BOOT_OK);
 	assert_false(p.zstd);
 	assert_int_equal(bzimage_unpack(&p, out, &d), BOOT_ERR_NOT_BZIMAGE);
