@@ -107,7 +107,10 @@ if CC=clang build build-fuzz -Dfuzzers=true -Dtests=false -Db_sanitize=address,u
 		corpus=$(mktemp -d)
 		dirs=("$corpus")
 		[ -d "tests/data/fuzz/$name" ] && dirs+=("tests/data/fuzz/$name")
-		if "$t" -max_total_time="${FUZZ_SECONDS:-5}" -print_final_stats=1 \
+		# Seeds and crash reproducers in tests/data/fuzz/<name>/ run first, every time.
+		# UBSan only reports unless told to stop; a report must fail the target.
+		if UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+			"$t" -max_total_time="${FUZZ_SECONDS:-5}" -print_final_stats=1 \
 			-timeout=10 -rss_limit_mb=2048 "${dirs[@]}" >"build-fuzz/$name.log" 2>&1; then
 			pass
 			echo "fuzz/$name: $(grep -m1 -o 'stat::number_of_executed_units: *[0-9]*' \

@@ -443,6 +443,49 @@ static void test_attest_payload_schema(void **state)
 	free(h);
 }
 
+/*
+ * A float where an optional field may be null is malformed, not an abort: libcbor 0.8's
+ * cbor_is_null() asserts on floats (found by fuzz-attest / fuzz-nsm_request).
+ */
+static void test_attest_payload_float_for_optional_field_is_malformed(void **state)
+{
+	static const uint8_t half[] = { 0xf9, 0x00, 0x00 },
+	                     dbl[] = { 0xfb, 0, 0, 0, 0, 0, 0, 0, 0 };
+	static const char *const fields[] = { "public_key", "user_data" };
+	struct fx *f = *state;
+	struct hb *h = malloc(sizeof(*h)), *g = malloc(sizeof(*g));
+	struct attest_doc doc;
+	struct cl_diag d = { "" };
+
+	build_payload(f, h, false, "SHA384", 48, 4, false, false);
+	assert_int_equal(attest_payload_parse(h->b, h->n, &doc, &d), ATTEST_OK);
+	attest_doc_free(&doc);
+	for (int k = 0; k < 2; k++) {
+		for (int w = 0; w < 2; w++) {
+			struct hb key = { .n = 0 };
+			uint8_t *at;
+			size_t pre;
+
+			/* the same payload with this field's null (f6) replaced by a float */
+			hb_text(&key, fields[k]);
+			hb_byte(&key, 0xf6);
+			at = memmem(h->b, h->n, key.b, key.n);
+			assert_non_null(at);
+			pre = (size_t)(at - h->b) + key.n - 1;
+			g->n = 0;
+			hb_mem(g, h->b, pre);
+			hb_mem(g, w ? dbl : half, w ? sizeof(dbl) : sizeof(half));
+			hb_mem(g, h->b + pre + 1, h->n - pre - 1);
+			assert_int_equal(attest_payload_parse(g->b, g->n, &doc, &d),
+			                 ATTEST_ERR_MALFORMED);
+			assert_non_null(strstr(d.msg, fields[k]));
+			assert_null(doc.module_id);
+		}
+	}
+	free(g);
+	free(h);
+}
+
 static void test_attest_verify_rejects_garbage_and_truncation(void **state)
 {
 	struct fx *f = *state;
@@ -650,6 +693,7 @@ int main(void)
 		T(test_attest_verify_rejects_tampering_and_foreign_root),
 		T(test_attest_verify_checks_validity_window),
 		T(test_attest_payload_schema),
+		T(test_attest_payload_float_for_optional_field_is_malformed),
 		T(test_attest_verify_rejects_garbage_and_truncation),
 		cmocka_unit_test(test_attest_verifies_real_aws_document),
 		cmocka_unit_test(test_attest_verifies_real_aws_document_with_indefinite_map),

@@ -26,6 +26,7 @@
 #include <zlib.h>
 
 #include "cloister/eif.h"
+#include "lib/eif/internal.h"
 #include "lib/util/file.h"
 #include "lib/util/hex.h"
 
@@ -756,10 +757,60 @@ static void test_eif_build_from_another_filesystem_is_identical(void **state)
 	free(b);
 }
 
+/* Feed kernel, cmdline and two ramdisks (the second in 3 chunks) through a stream. */
+static void stream_measure(uint64_t total, struct eif_measurements *m)
+{
+	static const uint16_t types[] = { EIF_SECTION_KERNEL, EIF_SECTION_CMDLINE,
+		                          EIF_SECTION_METADATA, EIF_SECTION_RAMDISK,
+		                          EIF_SECTION_RAMDISK };
+	static const char *const parts[] = { KERNEL, CMDLINE, META, RD0, RD1 };
+	struct eif_stream s;
+
+	memset(m, 0, sizeof(*m));
+	assert_int_equal(eif_stream_init(&s, total), EIF_OK);
+	assert_int_equal(s.ab.running, total >= EIF_STREAM_THREADS_MIN);
+	for (unsigned i = 0; i < 5; i++) {
+		size_t n = strlen(parts[i]), third = n / 3;
+
+		assert_int_equal(eif_stream_section(&s, types[i]), EIF_OK);
+		assert_int_equal(eif_stream_feed(&s, -1, (const uint8_t *)parts[i], third), EIF_OK);
+		assert_int_equal(eif_stream_feed(&s, -1, (const uint8_t *)parts[i] + third, third),
+		                 EIF_OK);
+		assert_int_equal(eif_stream_feed(&s, -1, (const uint8_t *)parts[i] + 2 * third,
+		                                 n - 2 * third),
+		                 EIF_OK);
+	}
+	assert_int_equal(eif_stream_final(&s, m), EIF_OK);
+	eif_stream_free(&s);
+}
+
+static void test_eif_small_pass_hashes_inline_and_measures_alike(void **state)
+{
+	struct sec k = { 0, KERNEL, strlen(KERNEL) }, c = { 0, CMDLINE, strlen(CMDLINE) },
+	           r0 = { 0, RD0, strlen(RD0) }, r1 = { 0, RD1, strlen(RD1) };
+	struct sec all[] = { k, c, r0, r1 }, boot[] = { k, c, r0 }, app[] = { r1 };
+	struct eif_measurements inl, thr;
+	uint8_t p0[48], p1[48], p2[48];
+
+	(void)state;
+	pcr_of(p0, all, 4);
+	pcr_of(p1, boot, 3);
+	pcr_of(p2, app, 1);
+	/* below the threshold no thread is started (the fuzzer parses ~1e7 small images) */
+	stream_measure(EIF_STREAM_THREADS_MIN - 1, &inl);
+	stream_measure(EIF_STREAM_THREADS_MIN, &thr);
+	assert_memory_equal(inl.pcr0, p0, 48);
+	assert_memory_equal(inl.pcr1, p1, 48);
+	assert_memory_equal(inl.pcr2, p2, 48);
+	assert_memory_equal(thr.pcr0, p0, 48);
+	assert_memory_equal(thr.pcr1, p1, 48);
+	assert_memory_equal(thr.pcr2, p2, 48);
+}
+
 static void test_eif_multi_chunk_ramdisks_measure_correctly(void **state)
 {
-	/* several EIF_IO_CHUNKs per ramdisk: the buffer ring is recycled many times while the
-	 * hashing threads run behind the reader / writer */
+	/* several EIF_IO_CHUNKs per ramdisk (above EIF_STREAM_THREADS_MIN): the buffer ring is
+	 * recycled many times while the hashing threads run behind the reader / writer */
 	static const size_t sizes[] = { 2 * EIF_IO_CHUNK + 12345, 3 * EIF_IO_CHUNK - 7,
 		                        EIF_IO_CHUNK };
 	const char *rds[3];
@@ -1178,6 +1229,7 @@ int main(void)
 		cmocka_unit_test(test_eif_custom_metadata_is_sorted_and_validated),
 		cmocka_unit_test(test_eif_build_rejects_missing_inputs),
 		cmocka_unit_test(test_eif_build_from_another_filesystem_is_identical),
+		cmocka_unit_test(test_eif_small_pass_hashes_inline_and_measures_alike),
 		cmocka_unit_test(test_eif_multi_chunk_ramdisks_measure_correctly),
 		cmocka_unit_test(test_eif_signed_build_has_pcr8_and_verifies),
 		cmocka_unit_test(test_eif_sign_file_appends_then_replaces),

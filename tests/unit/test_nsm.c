@@ -699,6 +699,48 @@ static void test_nsm_attestation_field_limits(void **state)
 	expect_error(f, "InvalidArgument");
 }
 
+/*
+ * A float where an optional field may be null: libcbor 0.8's cbor_is_null() asserts on floats
+ * and took the whole monitor down (found by fuzz-nsm_request). Every float width, and the other
+ * simple values, are a wrong type; null still means absent.
+ */
+static void test_nsm_float_for_optional_field_is_invalid_argument(void **state)
+{
+	static const uint8_t values[][9] = {
+		{ 0xf9, 0x00, 0x00 }, /* half 0.0 */
+		{ 0xf9, 0x7e, 0x00 }, /* half NaN */
+		{ 0xfa, 0x00, 0x00, 0x00, 0x00 }, /* single */
+		{ 0xfb, 0, 0, 0, 0, 0, 0, 0, 0 }, /* double */
+		{ 0xf5 }, /* true */
+		{ 0xf7 }, /* undefined */
+	};
+	static const size_t lens[] = { 3, 3, 5, 9, 1, 1 };
+	static const char *const fields[] = { "user_data", "nonce", "public_key" };
+	struct fx *f = *state;
+	struct hb h;
+
+	for (size_t v = 0; v < sizeof(lens) / sizeof(lens[0]); v++) {
+		for (size_t k = 0; k < 3; k++) {
+			h.n = 0;
+			hb_head(&h, 0xa0, 1);
+			hb_text(&h, "Attestation");
+			hb_head(&h, 0xa0, 1);
+			hb_text(&h, fields[k]);
+			hb_mem(&h, values[v], lens[v]);
+			req(f, &h);
+			expect_error(f, "InvalidArgument");
+		}
+	}
+	h.n = 0;
+	hb_head(&h, 0xa0, 1);
+	hb_text(&h, "Attestation");
+	hb_head(&h, 0xa0, 1);
+	hb_text(&h, "nonce");
+	hb_byte(&h, 0xf6);
+	req(f, &h);
+	assert_int_equal(nsm_last_status(f->s), NSM_SUCCESS);
+}
+
 static void test_nsm_debug_mode_zeroes_image_pcrs(void **state)
 {
 	struct fx *f = *state;
@@ -825,6 +867,7 @@ int main(void)
 		T(test_nsm_malformed_requests_get_error_names),
 		T(test_nsm_attestation_document_payload_and_signature),
 		T(test_nsm_attestation_field_limits),
+		T(test_nsm_float_for_optional_field_is_invalid_argument),
 		T(test_nsm_debug_mode_zeroes_image_pcrs),
 		T(test_nsm_response_must_fit),
 		T(test_nsm_state_rejects_bad_config),

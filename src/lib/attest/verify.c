@@ -41,7 +41,7 @@ static bool get_bstr(const cbor_item_t *v, size_t min, size_t max, uint8_t **out
 
 static bool get_opt(const cbor_item_t *v, size_t min, struct attest_field *f)
 {
-	if (cbor_is_null(v)) {
+	if (cbr_is_null(v)) {
 		f->present = false;
 		return true;
 	}

@@ -266,6 +266,13 @@ bool cbr_text_dup(const cbor_item_t *it, char **out, size_t *len)
 	return str_dup(it, true, (uint8_t **)out, len);
 }
 
+bool cbr_is_null(const cbor_item_t *it)
+{
+	/* width 0 first: only then may cbor_ctrl_value() be asked (see the header) */
+	return cbor_isa_float_ctrl(it) && cbor_float_get_width(it) == CBOR_FLOAT_0 &&
+	       cbor_ctrl_value(it) == CBOR_CTRL_NULL;
+}
+
 bool cbr_text_eq(const cbor_item_t *it, const char *s)
 {
 	size_t l, n = strlen(s);

@@ -53,6 +53,13 @@ bool cbr_text_dup(const cbor_item_t *it, char **out, size_t *len);
 /* True if @it is a text string equal to @s. */
 bool cbr_text_eq(const cbor_item_t *it, const char *s);
 
+/*
+ * True if @it is the simple value null. Use this, never libcbor's cbor_is_null(): in libcbor 0.8
+ * (Debian 12) that calls cbor_ctrl_value(), which asserts — aborting the process — when the
+ * item is a half, single or double float (0xf9/0xfa/0xfb), a type guests and documents can send.
+ */
+bool cbr_is_null(const cbor_item_t *it);
+
 /* Number of elements/pairs and borrowed element access for definite and indefinite arrays and
  * maps. */
 size_t cbr_array_size(const cbor_item_t *it);

@@ -64,7 +64,8 @@ struct eif_pipe {
 	enum eif_error err;
 };
 
-void eif_pipe_start(struct eif_pipe *pp, struct eif_hasher *h, eif_pipe_fn fn);
+/* Without @threaded (or if the thread cannot be started) the pipe hashes inline. */
+void eif_pipe_start(struct eif_pipe *pp, struct eif_hasher *h, eif_pipe_fn fn, bool threaded);
 /* Queue one chunk; blocks while EIF_PIPE_DEPTH chunks are pending. */
 enum eif_error eif_pipe_submit(struct eif_pipe *pp, const uint8_t *p, size_t n);
 /* Wait until chunk number @upto (1-based count of submits) has been hashed. */
@@ -89,7 +90,14 @@ struct eif_stream {
 	uint64_t ab_seq[EIF_PIPE_DEPTH], c_seq[EIF_PIPE_DEPTH];
 };
 
-enum eif_error eif_stream_init(struct eif_stream *s);
+/*
+ * @total is how many bytes the pass will hash at most. Below EIF_STREAM_THREADS_MIN the stream
+ * hashes inline on the caller's thread (the pipes' fallback): with fewer than two chunks there
+ * is little to overlap, and creating and joining two threads would cost more than it saves —
+ * for a small image (tests, the fuzz target `eif`) it was most of the parse.
+ */
+#define EIF_STREAM_THREADS_MIN (2 * (uint64_t)EIF_IO_CHUNK)
+enum eif_error eif_stream_init(struct eif_stream *s, uint64_t total);
 enum eif_error eif_stream_section(struct eif_stream *s, uint16_t type);
 enum eif_error eif_stream_slot_free(struct eif_stream *s, int slot);
 enum eif_error eif_stream_feed(struct eif_stream *s, int slot, const uint8_t *p, size_t n);

@@ -140,11 +140,13 @@ static void *pipe_worker(void *arg)
 	return NULL;
 }
 
-void eif_pipe_start(struct eif_pipe *pp, struct eif_hasher *h, eif_pipe_fn fn)
+void eif_pipe_start(struct eif_pipe *pp, struct eif_hasher *h, eif_pipe_fn fn, bool threaded)
 {
 	memset(pp, 0, sizeof(*pp));
 	pp->h = h;
 	pp->fn = fn;
+	if (!threaded)
+		return;
 	if (pthread_mutex_init(&pp->lock, NULL))
 		return;
 	if (pthread_cond_init(&pp->more, NULL)) {
@@ -361,15 +363,15 @@ enum eif_error eif_pcr8_of_pem(const uint8_t *pem, size_t len, uint8_t pcr[EIF_P
 	return err;
 }
 
-enum eif_error eif_stream_init(struct eif_stream *s)
+enum eif_error eif_stream_init(struct eif_stream *s, uint64_t total)
 {
 	enum eif_error err;
 
 	memset(s, 0, sizeof(*s));
 	if ((err = eif_hasher_init(&s->h)))
 		return err;
-	eif_pipe_start(&s->ab, &s->h, eif_hasher_update_ab);
-	eif_pipe_start(&s->c, &s->h, eif_hasher_update_c);
+	eif_pipe_start(&s->ab, &s->h, eif_hasher_update_ab, total >= EIF_STREAM_THREADS_MIN);
+	eif_pipe_start(&s->c, &s->h, eif_hasher_update_c, total >= EIF_STREAM_THREADS_MIN);
 	return EIF_OK;
 }
 

@@ -371,7 +371,7 @@ static enum eif_error parse(struct source *src, unsigned flags, struct eif_image
 	memcpy(hdr, p, EIF_HEADER_SIZE);
 	if ((err = check_header(hdr, src->size, img, d)))
 		return err;
-	if (measure && (err = eif_stream_init(&hs))) {
+	if (measure && (err = eif_stream_init(&hs, src->size))) {
 		eif_stream_free(&hs);
 		return err;
 	}

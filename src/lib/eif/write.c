@@ -214,6 +214,7 @@ enum eif_error eif_build(const struct eif_build_params *p, const char *output_pa
 	uint8_t *cert_pem = NULL, *sig = NULL;
 	size_t cert_len = 0, sig_len = 0, meta_len = 0;
 	unsigned nsec = 0;
+	uint64_t total = 0;
 	enum eif_error err;
 	EVP_PKEY *key = NULL;
 	char *meta = NULL, *tmp = NULL;
@@ -286,7 +287,9 @@ enum eif_error eif_build(const struct eif_build_params *p, const char *output_pa
 			goto out;
 		}
 	}
-	if ((err = eif_stream_init(&w.hs)))
+	for (unsigned i = 0; i < nsec; i++) /* only compared with a threshold: saturate */
+		total = secs[i].size > UINT64_MAX - total ? UINT64_MAX : total + secs[i].size;
+	if ((err = eif_stream_init(&w.hs, total)))
 		goto out;
 	r = create_temp(output_path, &tmp, d);
 	if (r < 0) {

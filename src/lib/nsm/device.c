@@ -324,7 +324,7 @@ static enum nsm_status get_buf(const cbor_item_t *args, const char *key, bool op
 	*len = 0;
 	if (dup)
 		return NSM_INVALID_ARGUMENT;
-	if (!v || cbor_is_null(v))
+	if (!v || cbr_is_null(v))
 		return optional ? NSM_SUCCESS : NSM_INVALID_ARGUMENT;
 	if (cbor_isa_bytestring(v))
 		ok = cbr_bytes_dup(v, out, len);
