@@ -283,7 +283,7 @@ static bool cmdline_has(const uint8_t *s, uint64_t len, const char *word)
  */
 static void unpack_kernel(struct monitor *m, struct boot_image *img, struct unpacked_kernel *uk)
 {
-	const char *dir = m->cfg.kernel_cache ? m->cfg.kernel_cache : kcache_default_dir();
+	const char *dir = kcache_default_dir(); /* NULL when $CLOISTER_KERNEL_CACHE is off */
 	const uint8_t *kernel = gpa_translate(&m->vm.mem, img->kernel.gpa, img->kernel.len);
 	const uint8_t *cmdline = gpa_translate(&m->vm.mem, img->cmdline.gpa, img->cmdline.len);
 	struct cl_diag d = { "" };
@@ -291,8 +291,6 @@ static void unpack_kernel(struct monitor *m, struct boot_image *img, struct unpa
 	uint64_t random = 0;
 	char why[256];
 
-	if (dir && !strcmp(dir, "off"))
-		dir = NULL;
 	if (!kernel || !cmdline || bzimage_parse(kernel, img->kernel.len, &bi, &d) != BOOT_OK)
 		return; /* boot_setup reports it */
 	if (!kcache_get(dir, kernel, img->kernel.len, &bi, uk, why, sizeof(why))) {
@@ -788,20 +786,14 @@ void monitor_destroy(struct monitor *m)
 	if (!m)
 		return;
 	if (!m->joined) {
-		bool any = false;
-
+		/* Ends the guest if it still runs (the first reason stays) and tells the memory
+		 * thread of a failed create to stop early. */
+		monitor_stop(m, MONITOR_END_MONITOR_ERROR, "monitor shut down");
+		vcpu_kick_all(m);
 		for (unsigned i = 0; i < m->ncpus; i++)
-			any |= m->vcpu[i].thread_started;
-		if (any) {
-			monitor_stop(m, MONITOR_END_MONITOR_ERROR, "monitor shut down");
-			vcpu_kick_all(m);
-			for (unsigned i = 0; i < m->ncpus; i++)
-				if (m->vcpu[i].thread_started)
-					pthread_join(m->vcpu[i].thread, NULL);
-		}
+			if (m->vcpu[i].thread_started)
+				pthread_join(m->vcpu[i].thread, NULL);
 	}
-	if (__atomic_load_n(&m->end, __ATOMIC_ACQUIRE) == MONITOR_END_NONE) /* a failed create */
-		__atomic_store_n(&m->end, MONITOR_END_MONITOR_ERROR, __ATOMIC_RELEASE);
 	monitor_wait_memory(m); /* before the RAM goes */
 	for (unsigned i = 0; i < m->ncpus; i++) {
 		if (m->vcpu[i].run)

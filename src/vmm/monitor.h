@@ -75,9 +75,6 @@ struct monitor_config {
 	/* When the launch began (timeline_now_ns(), CLOCK_MONOTONIC), the origin of the boot
 	 * timeline; 0: when monitor_create() is called. */
 	uint64_t origin_ns;
-	/* The unpacked-kernel cache directory (kcache.h); NULL: the default; "off": none, the
-	 * bzImage boots through its own decompressor. */
-	const char *kernel_cache;
 };
 
 /* How the enclave ended. The monitor's exit status is derived from it (docs/design.md). */

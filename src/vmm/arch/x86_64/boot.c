@@ -280,18 +280,21 @@ enum boot_err boot_setup(const struct gpa_space *mem, uint64_t low_ram_end, uint
 		}
 	}
 
-	/* 3a. Or the unpacked kernel at its link address (16 MiB; it may overwrite the image,
-	 * which nothing reads any more), its decompressor skipped. */
+	/* 3. The kernel. The zero page takes the setup header from the source first: the kernel
+	 * may overwrite its own source inside the image. Either the unpacked kernel at its link
+	 * address (16 MiB; nothing reads the image any more), its decompressor skipped, or the
+	 * bzImage's protected-mode code at 1 MiB (memmove copes with the overlap). */
+	if (kernel_end > low_ram_end) {
+		cl_diag_set(d,
+		            "the kernel needs memory up to %llu MiB; give the enclave more memory",
+		            (unsigned long long)(kernel_end / MiB));
+		return BOOT_ERR_TOO_BIG;
+	}
+	memset(zp, 0, BP_SIZE);
+	memcpy(zp + BP_SETUP_SECTS, kernel + BP_SETUP_SECTS, bi.hdr_end - BP_SETUP_SECTS);
 	if (img->vmlinux) {
 		struct vmlinux_layout vl;
 
-		memset(zp, 0, BP_SIZE);
-		memcpy(zp + BP_SETUP_SECTS, kernel + BP_SETUP_SECTS, bi.hdr_end - BP_SETUP_SECTS);
-		if (kernel_end > low_ram_end) {
-			cl_diag_set(d, "the kernel needs %llu MiB; give the enclave more memory",
-			            (unsigned long long)(kernel_end / MiB));
-			return BOOT_ERR_TOO_BIG;
-		}
 		e = vmlinux_load(mem, img->vmlinux, img->vmlinux_len, LAYOUT_KERNEL_EXTRACT_ADDR,
 		                 LAYOUT_KERNEL_EXTRACT_ADDR + bi.init_size, img->virt_offset, &vl,
 		                 d);
@@ -302,24 +305,18 @@ enum boot_err boot_setup(const struct gpa_space *mem, uint64_t low_ram_end, uint
 		out->entry = vl.entry;
 		out->kernel_size = vl.end - vl.start;
 		out->unpacked = true;
-	}
-
-	/* 3b. The kernel's protected-mode code at 1 MiB, moved last because it may overlap
-	 * its own source inside the image (memmove copes). */
-	if (!img->vmlinux) {
+	} else {
 		uint8_t *dst = gpa_translate(mem, LAYOUT_KERNEL_ADDR, bi.pm_size);
 
-		if (!dst || kernel_end > low_ram_end) {
-			cl_diag_set(d,
-			            "the kernel needs %llu MiB from 1 MiB; give the enclave more "
-			            "memory",
-			            (unsigned long long)(kernel_end / MiB));
+		if (!dst) {
+			cl_diag_set(
+			        d,
+			        "the kernel does not fit from 1 MiB; give the enclave more memory");
 			return BOOT_ERR_TOO_BIG;
 		}
-		/* Zero page first: it takes the setup header from the source before the move. */
-		memset(zp, 0, BP_SIZE);
-		memcpy(zp + BP_SETUP_SECTS, kernel + BP_SETUP_SECTS, bi.hdr_end - BP_SETUP_SECTS);
 		memmove(dst, kernel + bi.pm_offset, bi.pm_size);
+		out->entry = LAYOUT_KERNEL_ADDR + LAYOUT_KERNEL_ENTRY64_OFF;
+		out->kernel_size = bi.pm_size;
 	}
 
 	/* 4. Zero page: the fields a boot loader fills in. */
@@ -343,10 +340,6 @@ enum boot_err boot_setup(const struct gpa_space *mem, uint64_t low_ram_end, uint
 	write_gdt(gdt);
 	write_page_tables(pml4, pdpt, pd);
 
-	if (!out->unpacked) {
-		out->entry = LAYOUT_KERNEL_ADDR + LAYOUT_KERNEL_ENTRY64_OFF;
-		out->kernel_size = bi.pm_size;
-	}
 	out->zero_page = LAYOUT_ZERO_PAGE_ADDR;
 	out->pml4 = LAYOUT_PML4_ADDR;
 	out->initrd_addr = initrd_addr;
