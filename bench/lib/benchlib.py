@@ -153,6 +153,12 @@ def transfer(sock, size, chunk=1 << 16):
     return (size / MiB) / dt
 
 
+def enclave_cpu():
+    """The CPU an enclave pool would grant first here: the last one, never CPU 0 (which keeps
+    the host's housekeeping, as on Nitro; docs/resources.md)."""
+    return max(os.sched_getaffinity(0))
+
+
 def monitor_argv(monitor, eif, memory, cpu_ids, cid, uds, booted_fd, timeout=600):
     return [monitor, "--eif", eif, "--memory", str(memory), "--cpu-ids", str(cpu_ids),
             "--cid", str(cid), "--vsock-uds", uds, "--heartbeat-timeout", str(timeout),

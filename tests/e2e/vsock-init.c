@@ -7,7 +7,8 @@
  *   port 5000  echo: every byte back, until the peer's end of stream (one process, poll())
  *   port 5001  control: "quit" powers the enclave off; "panic" crashes the kernel through
  *              /proc/sysrq-trigger; "exit" makes init (PID 1) exit, which Linux answers with
- *              "Attempted to kill init!" (both then follow the kernel's panic= setting)
+ *              "Attempted to kill init!" (both then follow the kernel's panic= setting);
+ *              "dmesg" answers with the kernel log (bench/boot-profile.sh)
  * Static, libc only.
  */
 #define _GNU_SOURCE 1 /* accept4 */
@@ -24,6 +25,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/ioctl.h>
+#include <sys/klog.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -214,6 +216,23 @@ static void echo_serve(int lfd)
 	}
 }
 
+/* The whole kernel log buffer (klogctl READ_ALL) to fd. */
+static void send_kernel_log(int fd)
+{
+	int size = klogctl(10 /* SYSLOG_ACTION_SIZE_BUFFER */, NULL, 0);
+	char *buf = size > 0 ? malloc((size_t)size) : NULL;
+	int n = buf ? klogctl(3 /* SYSLOG_ACTION_READ_ALL */, buf, size) : -1;
+
+	for (int off = 0; off < n;) {
+		ssize_t w = write(fd, buf + off, (size_t)(n - off));
+
+		if (w <= 0)
+			break;
+		off += (int)w;
+	}
+	free(buf);
+}
+
 int main(void)
 {
 	const char *hb = getenv("e2e_heartbeat");
@@ -286,6 +305,8 @@ int main(void)
 			if (t < 0 || write(t, "c", 1) != 1)
 				say("panic: %s", strerror(errno));
 		}
+		if (n > 0 && !strncmp(cmd, "dmesg", 5))
+			send_kernel_log(c);
 		if (n > 0 && !strncmp(cmd, "exit", 4)) {
 			say("%s", "exit: init exits with status 3");
 			exit(3);
