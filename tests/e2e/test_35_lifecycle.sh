@@ -77,6 +77,17 @@ fi
 [ "$(json "$lc/a.json" 'd["EnclaveName"]')" = alpha ] && [ "$cid_a" -ge 4 ] &&
 	kill -0 "$pid_a" 2>/dev/null && pass "name alpha, CID $cid_a, enclave process $pid_a alive" ||
 	fail "name/CID/ProcessID wrong: $(cat "$lc/a.json")"
+# The enclave process is the small cloister-enclave program, not the CLI with its image-building
+# libraries (nitro/enclave.h).
+exe_a=$(readlink "/proc/$pid_a/exe")
+maps_a=$(awk '{print $6}' "/proc/$pid_a/maps" | sort -u)
+case $exe_a in
+*/cloister-enclave)
+	echo "$maps_a" | grep -qE 'libarchive|libxml2|libicu|libstdc' &&
+		fail "the enclave process maps CLI-only libraries: $(echo "$maps_a" | grep -E 'libarchive|libxml2|libicu|libstdc' | tr '\n' ' ')" ||
+		pass "enclave process $pid_a runs cloister-enclave, without the CLI's image libraries" ;;
+*) fail "enclave process $pid_a runs $exe_a, not cloister-enclave" ;;
+esac
 
 # --- describe-enclaves
 "$nitro" describe-enclaves >"$lc/d1.json" 2>"$lc/d1.err"

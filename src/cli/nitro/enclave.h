@@ -51,6 +51,51 @@ void enclave_socket_path(const char *state_dir, uint64_t slot_uid, char *out, si
 int enclave_process_main(const struct run_args *a, const struct parent_identity *parent,
                          uint64_t eif_size, int report_fd);
 
+/*
+ * The enclave process is its own small program, cloister-enclave (enclave_exec.c): run-enclave's
+ * detached grandchild execs it, so a running enclave maps only what the monitor needs (not
+ * libarchive, libxml2, ICU or libstdc++, which the CLI links for building images) — less memory
+ * per enclave and less code in the process that handles the guest's input. Its command line is
+ * private to cloister and built only here:
+ *
+ *   cloister-enclave --report-fd N --eif-size BYTES --parent-role ROLE --parent-role-from WHERE
+ *                    --parent-id ID --parent-id-from WHERE -- run-enclave ARGS...
+ *
+ * ARGS are run-enclave options (run_args_parse()) equivalent to @a, the memory in MiB and the
+ * name always given.
+ */
+#define ENCLAVE_EXE "cloister-enclave"
+#define ENCLAVE_ARGV_MAX (32 + NE_LAUNCH_MAX_CPUS)
+
+/* Storage for one cloister-enclave command line. */
+struct enclave_argv {
+	char *argv[ENCLAVE_ARGV_MAX + 1]; /* NULL-terminated */
+	char text[2 * PATH_MAX + 2 * NSM_PARENT_VALUE_MAX + 32 * ENCLAVE_ARGV_MAX];
+};
+
+/* Build the command line for @exe. Returns 0, or -1 when it does not fit (cannot happen for
+ * arguments run_args_parse() accepted). */
+int enclave_argv_build(const char *exe, const struct run_args *a,
+                       const struct parent_identity *parent, uint64_t eif_size, int report_fd,
+                       struct enclave_argv *out);
+
+/* The inverse, for cloister-enclave's main(): fills @a, @parent (whose *_from point into
+ * @argv), @eif_size and @report_fd. Returns 0 or a nitro-cli error code with @d set. */
+int enclave_argv_parse(int argc, char **argv, struct run_args *a, struct parent_identity *parent,
+                       uint64_t *eif_size, int *report_fd, struct cl_diag *d);
+
+/* Where cloister-enclave is: next to the running program (the build tree, or an install that
+ * keeps them together), else in CLOISTER_LIBEXECDIR. Returns 0, or -1 if neither exists. */
+int enclave_exe_path(char *out, size_t len);
+
+/*
+ * In run-enclave's detached grandchild: exec cloister-enclave with @report_fd kept open across
+ * the exec. Returns only if that failed (errno set); the caller then runs
+ * enclave_process_main() in-process, which works the same with the CLI's larger footprint.
+ */
+int enclave_process_exec(const struct run_args *a, const struct parent_identity *parent,
+                         uint64_t eif_size, int report_fd);
+
 /* What describe returns about one running enclave. */
 struct enclave_info {
 	char name[POOL_NAME_MAX];

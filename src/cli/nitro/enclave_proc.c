@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The enclave process (nitro-compat §2.3): one per enclave, detached from run-enclave. It is the
+ * The enclave process (nitro-compat §2.3): one per enclave, detached from run-enclave, which
+ * execs the small cloister-enclave program to run it (enclave.h). It is the
  * pool grant's owner and the process that maps the enclave memory, so it runs the monitor
  * library in-process rather than exec'ing cloister-monitor: ne_launch_prepare() needs the
  * process that will run the VM to own the hugepage mappings (docs/resources.md), and one process

@@ -21,6 +21,7 @@
 #include "cli/nitro/enclave.h"
 #include "lib/util/file.h"
 #include "lib/util/json.h"
+#include "lib/util/log.h"
 
 static void usage(FILE *out)
 {
@@ -139,6 +140,10 @@ static int spawn_enclave_process(const struct run_args *a, const struct parent_i
 		if (chdir("/") < 0)
 			_exit(E_DAEMONIZE);
 		redirect_stdio(pfd[1]);
+		if (enclave_process_exec(a, parent, eif_size, pfd[1]) < 0)
+			cl_warn("cannot start %s: %s; the enclave process runs inside this "
+			        "cloister instead (the same, with the CLI's libraries mapped)",
+			        ENCLAVE_EXE, strerror(errno));
 		_exit(enclave_process_main(a, parent, eif_size, pfd[1]));
 	}
 	close(pfd[1]);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Unpacking and placing the kernel a bzImage carries (vmlinux.h). */
+#include <dlfcn.h>
 #include <string.h>
 
 #include <zstd.h>
@@ -69,23 +70,61 @@ enum boot_err bzimage_find_payload(const uint8_t *kernel, uint64_t len,
 	return BOOT_OK;
 }
 
+/* libzstd is loaded only while a kernel is unpacked (a kernel-cache miss) and unloaded after,
+ * so a running enclave's process maps no decompressor: less memory per enclave and less code in
+ * the process that handles the guest's input. */
+struct zstd_lib {
+	void *handle;
+	__typeof__(ZSTD_decompress) *decompress;
+	__typeof__(ZSTD_isError) *is_error;
+	__typeof__(ZSTD_getErrorName) *error_name;
+};
+
+static int zstd_open(struct zstd_lib *z, struct cl_diag *d)
+{
+	const char *err;
+
+	z->handle = dlopen("libzstd.so.1", RTLD_NOW | RTLD_LOCAL);
+	if (!z->handle) {
+		err = dlerror();
+		cl_diag_set(d,
+		            "cannot load libzstd.so.1 to unpack the kernel (%s): install libzstd1",
+		            err ? err : "not found");
+		return -1;
+	}
+	z->decompress = (__typeof__(z->decompress))dlsym(z->handle, "ZSTD_decompress");
+	z->is_error = (__typeof__(z->is_error))dlsym(z->handle, "ZSTD_isError");
+	z->error_name = (__typeof__(z->error_name))dlsym(z->handle, "ZSTD_getErrorName");
+	if (!z->decompress || !z->is_error || !z->error_name) {
+		cl_diag_set(d, "libzstd.so.1 lacks ZSTD_decompress, ZSTD_isError or "
+		               "ZSTD_getErrorName");
+		dlclose(z->handle);
+		return -1;
+	}
+	return 0;
+}
+
 enum boot_err bzimage_unpack(const struct bzimage_payload *p, uint8_t *dst, struct cl_diag *d)
 {
+	enum boot_err e = BOOT_OK;
+	struct zstd_lib z;
 	size_t n;
 
 	if (!p->zstd) {
 		cl_diag_set(d, "kernel payload is not zstd-compressed");
 		return BOOT_ERR_NOT_BZIMAGE;
 	}
-	/* The size trailer is outside the zstd frame: give the decoder the frame alone. */
-	n = ZSTD_decompress(dst, (size_t)p->unpacked_len, p->data, (size_t)p->len - 4);
-	if (ZSTD_isError(n) || n != p->unpacked_len) {
-		cl_diag_set(d, "unpacking the kernel: %s",
-		            ZSTD_isError(n) ? ZSTD_getErrorName(n)
-		                            : "size differs from its trailer");
+	if (zstd_open(&z, d) < 0)
 		return BOOT_ERR_NOT_BZIMAGE;
+	/* The size trailer is outside the zstd frame: give the decoder the frame alone. */
+	n = z.decompress(dst, (size_t)p->unpacked_len, p->data, (size_t)p->len - 4);
+	if (z.is_error(n) || n != p->unpacked_len) {
+		cl_diag_set(d, "unpacking the kernel: %s",
+		            z.is_error(n) ? z.error_name(n) : "size differs from its trailer");
+		e = BOOT_ERR_NOT_BZIMAGE;
 	}
-	return BOOT_OK;
+	dlclose(z.handle);
+	return e;
 }
 
 uint64_t vmlinux_kaslr_offset(uint64_t random, uint64_t image_size)
