@@ -3,6 +3,9 @@
 # guest's RAM, idle and under vsock load; cloister-monitor vs QEMU `microvm` + vhost-vsock
 # booting the same kernel and initramfs (tests/e2e/vsock-init: heartbeat, echo on port 5000)
 # with the same memory and vCPUs, both up at once in the same parent instance. Goal ≤ 4 MiB.
+# A third series, ours_nitro_cli, is the same enclave started with `cloister run-enclave` (a
+# one-CPU pool from `cloister allocator`): its enclave process, cloister-enclave, with the NSM —
+# what nitro-cli users run.
 #
 # What is counted (per process, from /proc/PID/smaps, summed over every mapping):
 #   overhead = Σ Rss − Rss of the guest-RAM mapping
@@ -37,8 +40,9 @@ mem=256
 . "$top/bench/lib/vsock-image.sh"
 bench_vsock_image memory
 
-bench_hugepages $((mem / 2)) || true # the monitor says what is missing
+bench_hugepages $((mem / 2)) || true # the monitor says what is missing; the pool adds its own
 
 exec /usr/bin/python3 "$top/bench/lib/memory_overhead.py" --runs "$runs" --size "$size" \
 	--memory "$mem" --work "$work" --kernel "$kernel" --cmdline "$cmdline" \
-	--monitor "$build/src/vmm/cloister-monitor" --microvm "$top/tests/e2e/lib/microvm.sh"
+	--monitor "$build/src/vmm/cloister-monitor" --microvm "$top/tests/e2e/lib/microvm.sh" \
+	--cli "$build/src/cli/cloister"

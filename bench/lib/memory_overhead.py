@@ -1,5 +1,5 @@
-"""The measuring half of bench/memory-overhead.sh (read its header first): boots cloister-monitor
-and QEMU microvm side by side, samples their /proc/PID/smaps idle and during a vsock echo
+"""The measuring half of bench/memory-overhead.sh (read its header first): boots cloister-monitor,
+the same image through `cloister run-enclave` (with --cli) and QEMU microvm side by side, samples their /proc/PID/smaps idle and during a vsock echo
 transfer, prints one JSON object."""
 import argparse
 import json
@@ -36,6 +36,17 @@ def result(rounds, args, machine, load_avg):
     ours, theirs = statistics.median(ours_load), statistics.median(theirs_load)
     idle_o, idle_t = statistics.median(ours_idle), statistics.median(theirs_idle)
     last = rounds[-1]
+    nitro = {}
+    if all("nitro" in r for r in rounds):
+        n_load, n_idle = series("nitro", "load"), series("nitro", "idle")
+        nitro = {"ours_nitro_cli": {
+            "what": "the same enclave started with `cloister run-enclave` (what nitro-cli users "
+                    "run): the enclave process, cloister-enclave, with its NSM device",
+            "load": statistics.median(n_load), "idle": statistics.median(n_idle),
+            "runs": {"load": n_load, "idle": n_idle},
+            "goal_met": {"idle": statistics.median(n_idle) <= GOAL_MIB,
+                         "load": statistics.median(n_load) <= GOAL_MIB},
+            "last_round_peak_under_load_kib": last["nitro"]["load"]}}
     return {
         "name": "memory-overhead",
         "what": f"host memory the VMM process holds beyond guest RAM (sum of smaps Rss minus the "
@@ -53,6 +64,7 @@ def result(rounds, args, machine, load_avg):
                  "ratio": round(idle_o / idle_t, 3) if idle_t else None,
                  "runs": {"ours": ours_idle, "theirs": theirs_idle}},
         "goal_met": {"idle": idle_o <= GOAL_MIB, "load": ours <= GOAL_MIB},
+        **nitro,
         "detail": {
             "statistic": f"median of {len(rounds)} rounds; each round's value is the peak of "
                          "its samples (idle: 5 samples; load: every 0.1 s during the transfer)",
@@ -105,6 +117,32 @@ def idle_sample(pid, guest_mib):
     return peak(samples)
 
 
+def nitro_env(args):
+    return dict(os.environ, NITRO_CLI_SOCKETS_PATH=f"{args.work}/nitro/run",
+                NITRO_CLI_LOGS_PATH=f"{args.work}/nitro/log", CLOISTER_CA_DIR=f"{args.work}/ca")
+
+
+def start_nitro(args):
+    """A pool of the last CPU and the guest's memory (cloister allocator), then run-enclave;
+    the enclave process and how to reach its echo server."""
+    env = nitro_env(args)
+    os.makedirs(f"{args.work}/nitro", exist_ok=True)
+    conf = f"{args.work}/nitro/allocator.yaml"
+    with open(conf, "w") as f:
+        f.write(f"---\nmemory_mib: {args.memory}\ncpu_pool: {benchlib.enclave_cpu()}\n")
+    subprocess.run([args.cli, "allocator", "--config", conf], env=env, check=True,
+                   stdout=subprocess.DEVNULL)
+    out = subprocess.run([args.cli, "run-enclave", "--eif-path", f"{args.work}/vsock.eif",
+                          "--memory", str(args.memory), "--cpu-count", "1"], env=env,
+                         check=True, capture_output=True, text=True).stdout
+    e = json.loads(out)
+    uds = f"{args.work}/nitro/run/{e['EnclaveID']}.vsock"
+
+    class Proc:  # what the sampler needs of it: the pid
+        pid = e["ProcessID"]
+    return Proc(), lambda: benchlib.uds_connect(uds, 5000)
+
+
 def main():
     ap = argparse.ArgumentParser()
     for a in ("work", "kernel", "cmdline", "monitor", "microvm"):
@@ -112,12 +150,17 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--size", type=int, default=32)
     ap.add_argument("--memory", type=int, default=256)
+    ap.add_argument("--cli", help="the cloister CLI: also measure run-enclave's enclave process")
     args = ap.parse_args()
     size = args.size * benchlib.MiB
     cpu = 1 if os.cpu_count() > 1 else 0  # CPU 0 stays with the parent, as in the pool
 
     procs = []
+    sides = {}
     try:
+        if args.cli:
+            sides["nitro"] = start_nitro(args)
+            benchlib.ensure_hugepages(args.memory // 2)  # the pool's are taken now
         # Ours: the raw monitor, heartbeat through its own device, host socket for the echo.
         uds = f"{args.work}/e.vsock"
         r, w = os.pipe()
@@ -149,11 +192,12 @@ def main():
             s.connect((17, 5000))
             return s
 
-        sides = {"ours": (ours, ours_conn), "theirs": (theirs, theirs_conn)}
+        sides.update({"ours": (ours, ours_conn), "theirs": (theirs, theirs_conn)})
         rounds = []
         for i in range(args.runs):
             rnd = {}
-            order = ["ours", "theirs"] if i % 2 == 0 else ["theirs", "ours"]
+            order = list(sides)
+            order = order[i % len(order):] + order[:i % len(order)]
             for side in order:
                 p, conn = sides[side]
                 idle = idle_sample(p.pid, args.memory)
@@ -166,6 +210,9 @@ def main():
             rounds.append(rnd)
     finally:
         benchlib.stop(procs)
+        if args.cli:
+            subprocess.run([args.cli, "terminate-enclave", "--all"], env=nitro_env(args),
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     print(json.dumps(result(rounds, args, benchlib.machine(), benchlib.load_average()),
                      indent=2))
 
