@@ -153,6 +153,19 @@ def transfer(sock, size, chunk=1 << 16):
     return (size / MiB) / dt
 
 
+def ensure_hugepages(pages):
+    """At least `pages` free 2 MiB hugepages, reserving more if needed (bench_hugepages in
+    bench/lib/vsock-image.sh, for a Python caller that took some since)."""
+    hp = "/sys/kernel/mm/hugepages/hugepages-2048kB"
+    with open(f"{hp}/free_hugepages") as f:
+        free = int(f.read())
+    if free < pages:
+        with open(f"{hp}/nr_hugepages") as f:
+            total = int(f.read())
+        with open("/proc/sys/vm/nr_hugepages", "w") as f:
+            f.write(str(total + pages - free))
+
+
 def enclave_cpu():
     """The CPU an enclave pool would grant first here: the last one, never CPU 0 (which keeps
     the host's housekeeping, as on Nitro; docs/resources.md)."""
