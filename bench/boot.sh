@@ -42,15 +42,18 @@ def ours(cache=CACHE):
             "--cid", "16", "--vsock-uds", uds, "--heartbeat-timeout", "120", "--booted-fd",
             str(fd), "--timeline", timeline]
     t0 = time.monotonic()
-    p = subprocess.Popen(argv, pass_fds=(fd,), stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+    log = open(f"{work}/monitor.log", "w")  # the last run's, to say why one failed
+    p = subprocess.Popen(argv, pass_fds=(fd,), stdout=subprocess.DEVNULL, stderr=log,
+                         stdin=subprocess.DEVNULL,
                          env=dict(os.environ, CLOISTER_KERNEL_CACHE=cache))
     os.close(fd)
+    log.close()
     while "booted" not in open(booted).read():
-        if p.poll() is not None:
-            raise SystemExit(f"cloister-monitor ended before its heartbeat (exit {p.returncode})")
-        if time.monotonic() - t0 > 120:
-            raise SystemExit("cloister-monitor: no heartbeat in 120 s")
+        if p.poll() is not None or time.monotonic() - t0 > 120:
+            benchlib.stop([p])
+            why = open(f"{work}/monitor.log").read()[-2000:]
+            raise SystemExit(f"cloister-monitor: no heartbeat (exit {p.returncode}, "
+                             f"{time.monotonic() - t0:.0f} s); its log ends:\n{why}")
         time.sleep(0.005)
     seconds = time.monotonic() - t0
     benchlib.stop([p])
