@@ -76,9 +76,21 @@ def vmm_memory(maps, guest_mib, status=None):
         huge = m.get("Private_Hugetlb", 0) + m.get("Shared_Hugetlb", 0)
         return huge > 0 or m["path"] in ("", "[anon]") or m["path"].startswith("[anon:")
 
+    def hugetlb(m):
+        return m.get("Private_Hugetlb", 0) + m.get("Shared_Hugetlb", 0)
+
     guest = [m for m in maps if is_guest(m)]
     if len(guest) != 1:
-        raise ValueError(f"expected one {guest_mib} MiB guest-RAM mapping, found {len(guest)}")
+        # run-enclave's enclave process maps guest RAM as nitro-cli does, in several hugetlb
+        # regions (docs/resources.md); together they are the guest's RAM, never in Rss.
+        regions = [m for m in maps if hugetlb(m) > 0 and m["perms"].startswith("rw")]
+        if not guest and sum(hugetlb(m) for m in regions) == gkib:
+            guest = [{"Rss": sum(m.get("Rss", 0) for m in regions),
+                      "Pss": sum(m.get("Pss", 0) for m in regions),
+                      "Private_Hugetlb": sum(hugetlb(m) for m in regions)}]
+        else:
+            raise ValueError(f"expected one {guest_mib} MiB guest-RAM mapping, found "
+                             f"{len(guest)}")
     g = guest[0]
     rss = sum(m.get("Rss", 0) for m in maps)
     pss = sum(m.get("Pss", 0) for m in maps)

@@ -62,6 +62,20 @@ class Smaps(unittest.TestCase):
         self.assertEqual(m["rss_kib"], 6000 + 40960 + 3000)
         self.assertEqual(m["overhead_kib"], 9000)  # the 64 MiB arena is not guest RAM
 
+    def test_ours_guest_ram_in_several_hugetlb_regions(self):
+        # run-enclave's enclave process: 128 + 64 + 64 MiB regions make the 256 MiB guest
+        two = OURS.replace("7f0000000000-7f0010000000", "7f0000000000-7f0008000000").replace(
+            "Size:             262144 kB", "Size:             131072 kB").replace(
+            "Private_Hugetlb:  262144 kB", "Private_Hugetlb:  131072 kB")
+        quarter = ("7f3000000000-7f3004000000 rw-p 00000000 00:0f 1001 /anon_hugepage (deleted)\n"
+                   "Size:              65536 kB\nRss:                   0 kB\n"
+                   "Private_Hugetlb:   65536 kB\n")
+        m = benchlib.vmm_memory(benchlib.parse_smaps(two + quarter + quarter), 256)
+        self.assertEqual(m["overhead_kib"], 1224)
+        self.assertEqual(m["guest_hugetlb_kib"], 256 * 1024)
+        with self.assertRaises(ValueError):  # 192 MiB is not the guest's 256
+            benchlib.vmm_memory(benchlib.parse_smaps(two + quarter), 256)
+
     def test_no_guest_mapping_is_an_error(self):
         with self.assertRaises(ValueError):
             benchlib.vmm_memory(benchlib.parse_smaps(QEMU), 128)
