@@ -5,7 +5,9 @@
 # with the same memory and vCPUs, both up at once in the same parent instance. Goal ≤ 4 MiB.
 # A third series, ours_nitro_cli, is the same enclave started with `cloister run-enclave` (a
 # one-CPU pool from `cloister allocator`): its enclave process, cloister-enclave, with the NSM —
-# what nitro-cli users run.
+# what nitro-cli users run. It starts first, so the libraries every side maps are warm in the
+# page cache, as on a host already running enclaves: Rss of shared-library pages grows with the
+# cache's warmth (the kernel maps cached pages around each fault), so the order matters.
 #
 # What is counted (per process, from /proc/PID/smaps, summed over every mapping):
 #   overhead = Σ Rss − Rss of the guest-RAM mapping
