@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include <errno.h>
 #include <string.h>
+#include <unistd.h>
 
-#include "lib/util/file.h"
+#include "lib/util/log.h"
 #include "vmm/devices/serial.h"
 
 /* Registers (offsets from the base port) and bits, per the 16550 data sheet. */
@@ -38,10 +40,56 @@ void serial_init(struct serial *s, int out_fd, serial_irq_fn irq, void *irq_opaq
 	s->mcr = 0x08; /* OUT2 */
 }
 
+/* Episodes of lost output named at warning level; later ones at debug level only. */
+#define LOST_WARNINGS_MAX 3
+
+/*
+ * Write the buffered line. The guest's UART never waits for the host: when the console file
+ * cannot take it (its disk full, say), the line is dropped. The log says so once when that
+ * starts and once, with the count, when lines are written again, not once per line: a chatty
+ * guest on a full disk must not flood a log that is likely on the same disk.
+ */
 static void flush_locked(struct serial *s)
 {
-	if (s->buflen && s->out_fd >= 0)
-		(void)cl_write_full(s->out_fd, s->buf, s->buflen);
+	size_t done = 0;
+	int err = 0;
+
+	if (!s->buflen || s->out_fd < 0) {
+		s->buflen = 0;
+		return;
+	}
+	while (done < s->buflen) {
+		ssize_t n = write(s->out_fd, s->buf + done, s->buflen - done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			err = n < 0 ? errno : EIO;
+			break;
+		}
+		done += (size_t)n;
+	}
+	if (err) {
+		if (!s->lost_bytes) {
+			s->lost_episodes++;
+			cl_log(s->lost_episodes <= LOST_WARNINGS_MAX ? CL_LOG_WARN : CL_LOG_DEBUG,
+			       "console: cannot write the enclave's console output: %s; it is "
+			       "dropped "
+			       "until it can be written again (the enclave runs on)%s",
+			       strerror(err),
+			       s->lost_episodes == LOST_WARNINGS_MAX ? " (from now on such "
+			                                               "episodes are logged at "
+			                                               "debug level only)"
+			                                             : "");
+		}
+		s->lost_bytes += s->buflen - done;
+	} else if (s->lost_bytes) {
+		cl_log(s->lost_episodes <= LOST_WARNINGS_MAX ? CL_LOG_INFO : CL_LOG_DEBUG,
+		       "console: writing the enclave's console output again; %llu bytes were "
+		       "dropped",
+		       (unsigned long long)s->lost_bytes);
+		s->lost_bytes = 0;
+	}
 	s->buflen = 0;
 }
 

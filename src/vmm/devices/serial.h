@@ -9,6 +9,8 @@
  * THRE interrupt (IIR = 0x02 while IER.THRI is set) pulsed on IRQ 4 when the driver enables
  * THRI and after each byte written. Output goes to @out_fd only when the enclave runs in debug
  * mode; in production the device exists (the kernel expects ttyS0) but every byte is dropped.
+ * Output the host cannot write (a full disk) is dropped too, never waited for; the log says
+ * when that starts and when it ends (with the bytes lost), once each, not per line.
  */
 
 #include <pthread.h>
@@ -26,6 +28,8 @@ struct serial {
 	bool thre_pending;
 	uint8_t buf[512]; /* output line buffer: one write() per line, not per byte */
 	unsigned buflen;
+	uint64_t lost_bytes; /* dropped since the last write that worked (0: none now) */
+	unsigned lost_episodes; /* times writing started to fail */
 };
 
 void serial_init(struct serial *s, int out_fd, serial_irq_fn irq, void *irq_opaque);
