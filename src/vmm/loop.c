@@ -87,14 +87,20 @@ enum vmm_err monitor_start(struct monitor *m, struct cl_diag *d)
 	return VMM_OK;
 }
 
-/* The guest kicked vsock queue @q through its ioeventfd. */
+/* The guest kicked vsock queue @q through its ioeventfd. When the device stops early with more
+ * to do (the guest keeps the queue full), the kick is signalled again for the next poll(): a
+ * termination signal and the host's sockets are seen to first, then the queue again. */
 static void vsock_kicked(struct monitor *m, unsigned q)
 {
-	uint64_t count;
+	uint64_t count, one = 1;
+	int rc;
 
 	(void)!read(m->vsock_kick_fd[q], &count, sizeof(count));
-	if (virtio_mmio_kick(m->vsock_t, q) < 0)
+	rc = virtio_mmio_kick(m->vsock_t, q);
+	if (rc < 0)
 		monitor_stop(m, MONITOR_END_GUEST_VIOLATION, "%s", m->vsock_t->why);
+	else if (rc == VIRTIO_MMIO_MORE)
+		(void)!write(m->vsock_kick_fd[q], &one, sizeof(one));
 }
 
 /* Milliseconds since @t0 on the monotonic clock. */

@@ -103,6 +103,14 @@ static void handle_mmio(struct vcpu *v)
 			rc = virtio_mmio_write(t, addr - t->base, run->mmio.data, len);
 		else
 			rc = virtio_mmio_read(t, addr - t->base, run->mmio.data, len);
+		/* A queue notification the device cut short (without an ioeventfd, kicks come
+		 * here): go on in rounds, each under the lock, for as long as the enclave runs. */
+		while (rc == VIRTIO_MMIO_MORE && !ended(m)) {
+			uint32_t q;
+
+			memcpy(&q, run->mmio.data, sizeof(q));
+			rc = virtio_mmio_kick(t, q);
+		}
 		if (rc < 0)
 			monitor_stop(m, MONITOR_END_GUEST_VIOLATION, "%s", t->why);
 		return;

@@ -19,6 +19,7 @@ static struct gpa_space space;
 static struct virtio_mmio_dev dev;
 static unsigned irqs, notifies, resets, activations;
 static unsigned last_irq;
+static int notify_rc; /* what the fake device's notify returns after its work */
 
 static void fake_config_read(void *opaque, uint32_t off, void *buf, uint32_t len)
 {
@@ -41,7 +42,7 @@ static int fake_notify(void *opaque, struct virtio_mmio_dev *t, unsigned q)
 		virtq_push(&t->q[q].vq, c.head, 0);
 		virtio_mmio_signal_used(t, q);
 	}
-	return 0;
+	return notify_rc;
 }
 
 static void fake_reset(void *opaque)
@@ -97,6 +98,7 @@ static int setup(void **state)
 	memset(&space, 0, sizeof(space));
 	assert_true(gpa_add_region(&space, RAM_GPA, RAM_SIZE, ram));
 	irqs = notifies = resets = activations = 0;
+	notify_rc = 0;
 	assert_true(virtio_mmio_init(&dev, &fake_ops, NULL, &space, 0xd0000000, 5, fake_irq, NULL));
 	return 0;
 }
@@ -264,6 +266,22 @@ static void test_mmio_kick_without_register_write(void **state)
 	assert_int_equal(virtio_mmio_kick(&dev, 0), -1); /* and stays failed */
 }
 
+/* A device that stops early with work left (VIRTIO_MMIO_MORE) says so through both ways a kick
+ * arrives, so the vCPU or the main thread can come back to it; it is no failure. */
+static void test_mmio_device_with_more_work_says_so_on_both_kick_paths(void **state)
+{
+	(void)state;
+	live_queue_with_chains(1);
+	ram[0x2000 + 2] = 1;
+	notify_rc = VIRTIO_MMIO_MORE;
+	assert_int_equal(wr(0x050, 0), VIRTIO_MMIO_MORE);
+	assert_int_equal(virtio_mmio_kick(&dev, 0), VIRTIO_MMIO_MORE);
+	assert_int_equal(notifies, 2);
+	assert_false(dev.failed);
+	notify_rc = 0;
+	assert_int_equal(virtio_mmio_kick(&dev, 0), 0);
+}
+
 static void test_mmio_serves_kick_on_ready_queue_before_driver_ok(void **state)
 {
 	(void)state;
@@ -334,6 +352,9 @@ int main(void)
 		        test_mmio_serves_kick_on_ready_queue_before_driver_ok, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		        test_mmio_no_second_interrupt_before_acknowledgement, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		        test_mmio_device_with_more_work_says_so_on_both_kick_paths, setup,
+		        teardown),
 		cmocka_unit_test_setup_teardown(test_mmio_kick_without_register_write, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_mmio_queue_outside_ram_fails_the_device, setup,

@@ -18,6 +18,7 @@
 
 #include <cmocka.h>
 
+#include "lib/util/log.h"
 #include "vmm/devices/vsock.h"
 
 #define GUEST_CID 16
@@ -25,6 +26,8 @@
 #define RX_RING 0x1000 /* desc; avail at +0x1000, used at +0x2000 */
 #define RX_BUF 0x10000
 #define QSIZE 8
+#define TX_RING 0x4000 /* desc; avail at +0x1000, used at +0x2000 */
+#define TX_BUF 0x20000
 
 static uint8_t ram[RAM_SIZE];
 static struct gpa_space space;
@@ -155,6 +158,96 @@ static void test_vsock_dev_host_packet_is_delivered_on_the_main_thread(void **st
 	close(fd);
 }
 
+/* Probe with both rx (4 KiB buffers) and tx (QSIZE chains, each one 44-byte REQUEST header from
+ * a spoofed source CID, which the engine drops as junk with no reply) set up; nothing offered
+ * on tx yet. */
+static void probe_with_tx_ring(void)
+{
+	uint8_t hdr[VSOCK_HDR_LEN] = { 0 };
+	uint64_t spoofed = GUEST_CID + 1, parent = 3;
+	uint16_t op = VSOCK_OP_REQUEST, type = 1;
+
+	probe_with_rx_buffers(0x1000);
+	memcpy(hdr, &spoofed, 8);
+	memcpy(hdr + 8, &parent, 8);
+	memcpy(hdr + 28, &type, 2);
+	memcpy(hdr + 30, &op, 2);
+	for (uint16_t i = 0; i < QSIZE; i++) {
+		struct virtq_desc d = { TX_BUF + 0x100ULL * i, VSOCK_HDR_LEN, 0, 0 };
+
+		memcpy(ram + TX_BUF + 0x100 * i, hdr, sizeof(hdr));
+		memcpy(ram + TX_RING + 16 * i, &d, sizeof(d));
+		memcpy(ram + TX_RING + 0x1000 + 4 + 2 * i, &i, 2); /* ring slot i: chain i */
+	}
+	wr(VIRTIO_MMIO_QUEUE_SEL, 1);
+	wr(VIRTIO_MMIO_QUEUE_NUM, QSIZE);
+	wr(VIRTIO_MMIO_QUEUE_DESC_LOW, TX_RING);
+	wr(VIRTIO_MMIO_QUEUE_DRIVER_LOW, TX_RING + 0x1000);
+	wr(VIRTIO_MMIO_QUEUE_DEVICE_LOW, TX_RING + 0x2000);
+	assert_int_equal(wr(VIRTIO_MMIO_QUEUE_READY, 1), 0);
+}
+
+static uint16_t tx_used_idx(void)
+{
+	uint16_t v;
+
+	memcpy(&v, ram + TX_RING + 0x2000 + 2, 2);
+	return v;
+}
+
+/* The guest's "other vCPU": refills the tx ring (avail->idx = used->idx + QSIZE, every entry
+ * valid) each time the engine logs a dropped packet, i.e. once per packet, from inside the
+ * device's loop, so the ring is never empty while it runs. Stops after refills_left. */
+static unsigned refills_left;
+
+static void refill_tx(enum cl_log_level level, const char *msg, void *opaque)
+{
+	uint16_t idx = (uint16_t)(tx_used_idx() + QSIZE);
+
+	(void)level;
+	(void)msg;
+	(void)opaque;
+	if (refills_left && refills_left--)
+		memcpy(ram + TX_RING + 0x1000 + 2, &idx, 2);
+}
+
+/* A guest that keeps its tx ring full as fast as the device empties it: one kick must come
+ * back after a bounded number of packets, saying there is more (VIRTIO_MMIO_MORE), so the
+ * monitor's main thread, which runs it, can see to a SIGTERM and the host's sockets in
+ * between. Before, the device drained for as long as the guest kept refilling: for ever. */
+static void test_vsock_dev_tx_kick_is_bounded_when_the_guest_keeps_the_ring_full(void **state)
+{
+	enum cl_log_level old = cl_log_get_level();
+	uint16_t flags, idx;
+	int rc;
+
+	(void)state;
+	probe_with_tx_ring();
+	cl_log_set_level(CL_LOG_DEBUG); /* the sink sees every dropped packet */
+	cl_log_set_sink(refill_tx, NULL);
+	refills_left = 100000; /* without a bound the kick ends here, with 100000 packets taken */
+	idx = QSIZE;
+	memcpy(ram + TX_RING + 0x1000 + 2, &idx, 2);
+	rc = virtio_mmio_kick(&t, 1);
+	assert_int_equal(rc, VIRTIO_MMIO_MORE);
+	assert_int_equal(tx_used_idx(), 256);
+	memcpy(&flags, ram + TX_RING + 0x2000, 2);
+	assert_int_equal(flags, VIRTQ_USED_F_NO_NOTIFY); /* the caller comes back: no kicks */
+
+	/* The guest stops refilling: the next kick takes what is left and is done. */
+	refills_left = 0;
+	rc = virtio_mmio_kick(&t, 1);
+	cl_log_set_sink(NULL, NULL);
+	cl_log_set_level(old);
+	assert_int_equal(rc, 0);
+	memcpy(&idx, ram + TX_RING + 0x1000 + 2, 2);
+	assert_true(idx > 256);
+	assert_int_equal(tx_used_idx(), idx); /* everything offered was taken */
+	memcpy(&flags, ram + TX_RING + 0x2000, 2);
+	assert_int_equal(flags, 0); /* kicks wanted again */
+	assert_false(t.failed);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -162,6 +255,9 @@ int main(void)
 		        test_vsock_dev_host_packet_into_too_small_rx_buffer_fails, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		        test_vsock_dev_host_packet_is_delivered_on_the_main_thread, setup,
+		        teardown),
+		cmocka_unit_test_setup_teardown(
+		        test_vsock_dev_tx_kick_is_bounded_when_the_guest_keeps_the_ring_full, setup,
 		        teardown),
 	};
 

@@ -73,20 +73,37 @@ static int fill_rx(struct vsock_dev *v)
 	return 0;
 }
 
-/* Hand every packet the guest queued to the engine. Lock held. The driver is asked not to
- * kick while we drain: each kick is a costly exit of its vCPU (virtq_set_quiet). */
+/* Rounds (a packet taken, or a look at an empty ring) per tx notification, at most. A guest that
+ * refills its tx ring as fast as we empty it (another of its vCPUs can) would otherwise keep
+ * the monitor's main thread here for ever, deaf to SIGTERM and to the host's sockets. Past the
+ * budget we stop and say there is more (VIRTIO_MMIO_MORE); the caller comes back after its
+ * other work, as vhost-net does past its packet weight (drivers/vhost/net.c,
+ * vhost_exceeds_weight). One ring of the largest size. */
+#define TX_BUDGET 256
+
+/* Hand every packet the guest queued to the engine, up to TX_BUDGET. Lock held. The driver is
+ * asked not to kick while we drain: each kick is a costly exit of its vCPU (virtq_set_quiet).
+ * Returns 0, VIRTIO_MMIO_MORE (budget spent with packets left: the quiet flag stays up, since
+ * the caller will come back), or -1. */
 static int drain_tx(struct vsock_dev *v)
 {
 	struct virtq *q = &v->t->q[Q_TX].vq;
 	struct virtq_chain c;
-	bool pushed = false;
+	bool pushed = false, more = false;
 
 	virtq_set_quiet(q, true);
-	for (;;) {
+	for (unsigned round = 0;; round++) {
 		enum virtq_err err;
 		bool got = false;
 		uint64_t n;
 
+		if (round == TX_BUDGET) {
+			/* As at the end below: quiet off, then look; back on if there is more. */
+			more = virtq_set_quiet(q, false);
+			if (more)
+				virtq_set_quiet(q, true);
+			break;
+		}
 		err = virtq_pop(q, &c, &got);
 		if (err)
 			return virtio_mmio_fail_queue(v->t, Q_TX, "tx", err);
@@ -107,19 +124,22 @@ static int drain_tx(struct vsock_dev *v)
 	}
 	if (pushed)
 		virtio_mmio_signal_used(v->t, Q_TX);
-	return 0;
+	return more ? VIRTIO_MMIO_MORE : 0;
 }
 
 static int vsock_notify(void *opaque, struct virtio_mmio_dev *t, unsigned q)
 {
 	struct vsock_dev *v = opaque;
+	int more = 0;
 
 	(void)t;
-	if (q == Q_TX && drain_tx(v) < 0)
+	if (q == Q_TX && (more = drain_tx(v)) < 0)
 		return -1;
 	/* A kick on rx means new buffers; after tx there may be replies. Event queue buffers are
 	 * kept: we never have transport events to report. */
-	return fill_rx(v);
+	if (fill_rx(v) < 0)
+		return -1;
+	return more;
 }
 
 static void vsock_activate(void *opaque, struct virtio_mmio_dev *t)

@@ -182,6 +182,8 @@ static int status_write(struct virtio_mmio_dev *t, uint32_t val)
 /* The driver kicked queue @q (QueueNotify, or its ioeventfd). Lock held. */
 static int notify(struct virtio_mmio_dev *t, uint32_t q)
 {
+	int rc;
+
 	if (q >= t->ops->num_queues || !t->q[q].vq.ready)
 		return 0; /* a kick for nothing: harmless */
 	/* Not gated on DRIVER_OK: Linux's nsm driver registers its hwrng inside probe, and the
@@ -190,7 +192,10 @@ static int notify(struct virtio_mmio_dev *t, uint32_t q)
 	 * QEMU serves such kicks too. */
 	if (!t->ops->notify)
 		return 0;
-	return t->ops->notify(t->opaque, t, q) < 0 ? virtio_mmio_fail(t, "queue %u failed", q) : 0;
+	rc = t->ops->notify(t->opaque, t, q);
+	if (rc < 0)
+		return virtio_mmio_fail(t, "queue %u failed", q);
+	return rc == VIRTIO_MMIO_MORE ? VIRTIO_MMIO_MORE : 0;
 }
 
 int virtio_mmio_kick(struct virtio_mmio_dev *t, unsigned q)

@@ -79,11 +79,18 @@ struct virtio_dev_ops {
 	void (*config_write)(void *opaque, uint32_t off, const void *buf, uint32_t len);
 	/* The driver set DRIVER_OK: queues are ready to be used. */
 	void (*activate)(void *opaque, struct virtio_mmio_dev *t);
-	/* The driver kicked queue @q. */
+	/* The driver kicked queue @q. Returns 0 when done, VIRTIO_MMIO_MORE when the device
+	 * stopped early with work left on @q (a guest that refills the queue as fast as it is
+	 * emptied must not hold the calling thread for ever): the caller notifies again later. */
 	int (*notify)(void *opaque, struct virtio_mmio_dev *t, unsigned q);
 	/* The driver wrote 0 to status: forget all device state. */
 	void (*reset)(void *opaque);
 };
+
+/* What a notification returns (virtio_mmio_write of QueueNotify, virtio_mmio_kick) when the
+ * device stopped early with work left on that queue: notify it again, once the caller has seen
+ * to anything else it must (a termination signal, the enclave's end). */
+#define VIRTIO_MMIO_MORE 1
 
 /* How the transport raises its interrupt line (an edge on IOAPIC pin @irq). */
 typedef void (*virtio_irq_fn)(void *opaque, unsigned irq);
@@ -125,15 +132,16 @@ void virtio_mmio_destroy(struct virtio_mmio_dev *t);
 
 /*
  * A guest access at offset @off inside the device window, @len bytes (1, 2, 4 or 8).
- * Returns 0, or -1 when the guest broke the protocol (t->why says how): end the enclave.
- * Reads of undefined registers return 0; writes to them are ignored.
+ * Returns 0, or -1 when the guest broke the protocol (t->why says how): end the enclave; a
+ * write to QueueNotify may also return VIRTIO_MMIO_MORE (call virtio_mmio_kick for the queue
+ * written there again). Reads of undefined registers return 0; writes to them are ignored.
  */
 int virtio_mmio_read(struct virtio_mmio_dev *t, uint64_t off, void *data, uint32_t len);
 int virtio_mmio_write(struct virtio_mmio_dev *t, uint64_t off, const void *data, uint32_t len);
 
 /* A queue notification that did not come through virtio_mmio_write (an ioeventfd on the
- * QueueNotify register): as if the driver wrote @q there. Takes the lock. Returns 0, or -1
- * when the device is (now) failed: end the enclave. */
+ * QueueNotify register): as if the driver wrote @q there. Takes the lock. Returns 0, -1 when
+ * the device is (now) failed: end the enclave, or VIRTIO_MMIO_MORE: kick @q again later. */
 int virtio_mmio_kick(struct virtio_mmio_dev *t, unsigned q);
 
 /* For devices: queue @q has new used buffers; interrupt the driver if it wants one. Call with
