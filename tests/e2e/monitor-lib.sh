@@ -239,8 +239,8 @@ check_vcpu_pinning() {
 #   - free 2 MiB hugepages as many as in the snapshot;
 #   - no file left in <state>/enclaves (a grant, or a grant's temp file);
 #   - no socket left in <state> (a control <slot>.sock, an <EnclaveID>.vsock);
-#   - no process running the cloister binaries that was not there at the snapshot (the
-#     enclave process is a fork of nitro-cli, so this is the enclave process too);
+#   - no process running the cloister binaries that was not there at the snapshot (cloister,
+#     cloister-enclave, which run-enclave's enclave process execs, and cloister-monitor);
 #   - `nitro-cli describe-enclaves` prints [];
 #   - the pool record (pool.conf: CPUs, memory, hugepages reserved) unchanged, so with no
 #     grant every pool CPU is free.
@@ -249,19 +249,22 @@ check_vcpu_pinning() {
 # describe-enclaves (which would clean up after a dead enclave process and hide a leak), and
 # every check that failed is named.
 
-# Pids of processes whose executable is cloister (nitro-cli is a link to it) or the monitor.
+# Pids of processes whose executable is cloister (nitro-cli is a link to it), the enclave
+# process run-enclave execs (cloister-enclave, next to cloister) or the monitor.
 audit_cloister_pids() {
-	local p e want1 want2
+	local p e want1 want2 want3
 	want1=$(readlink -f "$cloister")
 	want2=$(readlink -f "$monitor")
+	want3=$(readlink -f "$(dirname "$cloister")/cloister-enclave")
 	for p in /proc/[0-9]*; do
 		e=$(readlink "$p/exe" 2>/dev/null) || continue
-		[ "$e" = "$want1" ] || [ "$e" = "$want2" ] || continue
+		[ "$e" = "$want1" ] || [ "$e" = "$want2" ] || [ "$e" = "$want3" ] || continue
 		echo "${p#/proc/}"
 	done
 }
 
 audit_snapshot() {
+	AUDIT_T=$SECONDS
 	AUDIT_HP=$(free_hugepages)
 	AUDIT_PIDS=" $(audit_cloister_pids | tr '\n' ' ') "
 	AUDIT_POOL=$(cat "$NITRO_CLI_SOCKETS_PATH/pool.conf" 2>/dev/null)
@@ -301,6 +304,9 @@ audit_released() {
 		sleep 0.5
 	done
 	problems=$(audit_problems)
+	# How long the case took, audit included: the time since the snapshot or the last audit.
+	echo "note: $label: $((SECONDS - ${AUDIT_T:-0})) s since the last audit"
+	AUDIT_T=$SECONDS
 	if [ -z "$problems" ]; then
 		pass "AUDIT $label: $AUDIT_HP hugepages free, no grant, no socket, no enclave process, describe-enclaves [], pool record intact"
 	else
