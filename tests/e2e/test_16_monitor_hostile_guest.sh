@@ -19,6 +19,17 @@
 #   vsock-desc-len    vsock TX buffer of 0xffffffff bytes              13, names the length
 #   vsock-junk        wrong type/op/src/dst CID, short, over-long      0, 4 resets, heartbeat
 #   vsock-rx-small    16-byte RX buffers, then a host client connects  13 from the main thread
+#
+# Racing vCPUs (--cpu-count 2; the blob starts vCPU 1 itself through its local APIC, INIT and a
+# start-up IPI, as an OS does), no lock between the two:
+#   nsm-race          vCPU 1 keeps the NSM ring full and rewrites the request while both kick:
+#                     the device serves (1000 answers), then SIGTERM ends it: 14, hugepages back
+#   vsock-race        the same on vsock TX (256 entries of ~60 KiB spoofed-source packets;
+#                     junk: 4 warnings, then quiet): 2000 packets taken, then SIGTERM must
+#                     still end it (14) promptly; the monitor's main thread, which drains TX,
+#                     must not be held by the guest
+#   vsock-desc-flip   an 8-descriptor TX chain offered again and again while vCPU 1 flips its
+#                     last descriptor into a loop: 13, "chain too long", descriptor 7 next 0
 . "$(dirname "$0")/monitor-lib.sh"
 
 blob=$build/tests/e2e/hostile-guest.bin
@@ -35,10 +46,10 @@ make_blob_kernel_file "$hw/hostile.bzImage" "$blob"
 sockdir=$(mktemp -d /tmp/cloister-e2e-hostile.XXXXXX)
 trap 'rm -rf "$sockdir"' EXIT
 
-# Every case: a 64 MiB enclave on one CPU with an NSM (virtio-mmio slot 0) and vsock (slot 1),
-# its console kept so the guest's own verdict can be read.
+# Every case: a 64 MiB enclave on one CPU (or $2) with an NSM (virtio-mmio slot 0) and vsock
+# (slot 1), its console kept so the guest's own verdict can be read.
 monitor_args() {
-	echo --eif "$hw/$1.eif" --memory 64 --cpu-count 1 \
+	echo --eif "$hw/$1.eif" --memory 64 --cpu-count "${2:-1}" \
 		--enclave-id i-0e2e0e2e0e2e0e2e0-enc0000000000000016 --ca-dir "$hw/ca" \
 		--cid 16 --debug-mode --console "$hw/$1.console"
 }
@@ -63,6 +74,7 @@ check() {
 }
 
 # run_case MODE WANT_RC STDERR_REGEX [CONSOLE_REGEX]: boot the blob in MODE and judge it.
+# CPUS (default 1) vCPUs.
 run_case() {
 	local mode=$1 rc extra=()
 	shift
@@ -71,7 +83,8 @@ run_case() {
 	make_eif "$hw/$mode.eif" "console=ttyS0 hostile=$mode" "$hw/hostile.bzImage" \
 		"$hw/initrd.cpio" || { fail "$mode: cannot build the EIF"; return; }
 	# shellcheck disable=SC2046
-	run_monitor "$hw/$mode.out" "$hw/$mode.err" 60 $(monitor_args "$mode") "${extra[@]}"
+	run_monitor "$hw/$mode.out" "$hw/$mode.err" 60 $(monitor_args "$mode" "${CPUS:-1}") \
+		"${extra[@]}"
 	rc=$?
 	check "$mode" "$rc" "$@"
 }
@@ -127,4 +140,62 @@ except OSError:
 EOF
 wait "$mon"
 check "$mode" $? 13 "${ended}virtio vsock: .*rx buffer of 16 bytes cannot hold a packet header"
+
+# ---- racing vCPUs ----------------------------------------------------------------------------
+# race_then_term MODE CONSOLE_LINE: boot MODE on 2 vCPUs, wait until the guest says CONSOLE_LINE
+# (the device served it while both vCPUs hammered), let them hammer 2 s more, then SIGTERM: the
+# monitor must end the enclave within 20 s with exit 14, as it does an idle one.
+race_then_term() {
+	local mode=$1 line=$2 mon rc t0 ms start=$SECONDS
+	make_eif "$hw/$mode.eif" "console=ttyS0 hostile=$mode" "$hw/hostile.bzImage" \
+		"$hw/initrd.cpio" || { fail "$mode: cannot build the EIF"; return; }
+	# shellcheck disable=SC2046
+	"$monitor" $(monitor_args "$mode" 2) >"$hw/$mode.out" 2>"$hw/$mode.err" &
+	mon=$!
+	for _ in $(seq 1 600); do
+		grep -q "$line" "$hw/$mode.console" 2>/dev/null && break
+		kill -0 "$mon" 2>/dev/null || break
+		sleep 0.1
+	done
+	if ! grep -q "$line" "$hw/$mode.console" 2>/dev/null; then
+		fail "$mode: the guest never said '$line'"
+		sed 's/^/    console: /' "$hw/$mode.console" 2>/dev/null
+		sed 's/^/    stderr: /' "$hw/$mode.err"
+		kill -KILL "$mon" 2>/dev/null
+		wait "$mon" 2>/dev/null
+		return
+	fi
+	sleep 2
+	t0=$(date +%s%N)
+	kill -TERM "$mon"
+	for _ in $(seq 1 200); do
+		kill -0 "$mon" 2>/dev/null || break
+		sleep 0.1
+	done
+	ms=$((($(date +%s%N) - t0) / 1000000))
+	if kill -0 "$mon" 2>/dev/null; then
+		fail "$mode: the monitor ignored SIGTERM for $ms ms while the guest hammered; killing it"
+		kill -KILL "$mon"
+	fi
+	wait "$mon"
+	rc=$?
+	echo "note: $mode: exit $rc $ms ms after SIGTERM, $((SECONDS - start)) s in all"
+	check "$mode" "$rc" 14 "enclave ended: terminated: terminated by signal" "$line"
+}
+
+if [ "$(allowed_cpus | wc -l)" -lt 2 ]; then
+	fail "racing vCPUs: this shell may run on $(allowed_cpus | wc -l) CPU; need 2"
+else
+	race_then_term nsm-race "nsm-race: 1000 answers while both vCPUs hammer the queue"
+	race_then_term vsock-race "vsock-race: 2000 packets taken while both vCPUs hammer the queue"
+	# Spoofed-source junk: named 4 times, then at debug level only, however much the guest sends.
+	n=$(grep -c "vsock: dropped a packet from the guest: source CID" "$hw/vsock-race.err")
+	[ "$n" -eq 4 ] && pass "vsock-race: thousands of junk packets, 4 named in the log" ||
+		fail "vsock-race: $n junk packets named in the log, want 4"
+	start=$SECONDS
+	CPUS=2 run_case vsock-desc-flip 13 \
+		"${ended}virtio vsock: tx queue 1: descriptor chain too long .*descriptor 7 names next 0" \
+		"vCPU 1 started"
+	echo "note: vsock-desc-flip: $((SECONDS - start)) s"
+fi
 finish
