@@ -8,7 +8,9 @@
  *   port 5001  control: "quit" powers the enclave off; "panic" crashes the kernel through
  *              /proc/sysrq-trigger; "exit" makes init (PID 1) exit, which Linux answers with
  *              "Attempted to kill init!" (both then follow the kernel's panic= setting);
- *              "dmesg" answers with the kernel log (bench/boot-profile.sh)
+ *              "dmesg" answers with the kernel log (bench/boot-profile.sh); "chatter"
+ *              starts a child that prints a numbered 64-byte line on the console every
+ *              0.1 s, for ever (a debug-mode enclave that keeps writing its console log)
  * Static, libc only.
  */
 #define _GNU_SOURCE 1 /* accept4 */
@@ -307,6 +309,16 @@ int main(void)
 		}
 		if (n > 0 && !strncmp(cmd, "dmesg", 5))
 			send_kernel_log(c);
+		if (n > 0 && !strncmp(cmd, "chatter", 7) && fork() == 0) {
+			for (unsigned i = 0;; i++) {
+				/* 64 bytes a line: a full disk shows within seconds */
+				printf("VSOCK-INIT: chatter %6u "
+				       ".................................\n",
+				       i);
+				fflush(stdout);
+				usleep(100000);
+			}
+		}
 		if (n > 0 && !strncmp(cmd, "exit", 4)) {
 			say("%s", "exit: init exits with status 3");
 			exit(3);
