@@ -60,15 +60,7 @@ def ours():
     if p.poll() is not None:
         raise SystemExit(f"cloister-monitor ended before its heartbeat (exit {p.returncode})")
     launch = time.monotonic() - t0
-    for attempt in range(100):  # init listens on 5001 a moment after its heartbeat
-        try:
-            s = benchlib.uds_connect(uds, 5001)
-            break
-        except SystemExit:
-            if attempt == 99:
-                raise
-            time.sleep(0.1)
-    log = dmesg(s)
+    log = dmesg(benchlib.retry(lambda: benchlib.uds_connect(uds, 5001)))
     benchlib.stop([p])
     return launch, log
 
@@ -77,24 +69,19 @@ hb = benchlib.heartbeat_listener()
 
 
 def theirs():
-    argv = benchlib.qemu_argv(microvm, kernel, f"{work}/initrd.cpio", 256, 17, cmdline)
-    t0 = time.monotonic()
-    p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                         stdin=subprocess.DEVNULL)
-    benchlib.answer_heartbeat(hb, 300)
-    launch = time.monotonic() - t0
-    for attempt in range(100):  # init listens on 5001 a moment after its heartbeat
+    p, launch = benchlib.qemu_boot(microvm, kernel, f"{work}/initrd.cpio", 256, 17, cmdline, hb,
+                                   300)
+
+    def connect():
         s = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
         s.settimeout(60)
         try:
             s.connect((17, 5001))
-            break
         except OSError:
             s.close()
-            if attempt == 99:
-                raise
-            time.sleep(0.1)
-    log = dmesg(s)
+            raise
+        return s
+    log = dmesg(benchlib.retry(connect))
     benchlib.stop([p])
     return launch, log
 

@@ -216,6 +216,28 @@ def answer_heartbeat(hb, timeout):
     return cid
 
 
+def qemu_boot(microvm, kernel, initrd, memory, cid, cmdline, hb, timeout):
+    """Spawn QEMU microvm (vhost-vsock, CID `cid`) and wait for its heartbeat on `hb`; the
+    process and the seconds from spawning it to the heartbeat."""
+    argv = qemu_argv(microvm, kernel, initrd, memory, cid, cmdline)
+    t0 = time.monotonic()
+    p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         stdin=subprocess.DEVNULL)
+    answer_heartbeat(hb, timeout)
+    return p, time.monotonic() - t0
+
+
+def retry(connect, attempts=100, delay=0.1):
+    """connect() until it returns: a guest's server listens a moment after its heartbeat."""
+    for attempt in range(attempts):
+        try:
+            return connect()
+        except (OSError, SystemExit):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(delay)
+
+
 def stop(procs, timeout=60):
     """SIGTERM every process still running, then wait; {pid: exit status}."""
     for p in procs:
