@@ -71,6 +71,16 @@ for t in tests/cli/test_*; do
 	run_tap "cli/$(basename "$t")" env CLOISTER="$top/build/src/cli/cloister" timeout 300 "$t"
 done
 
+echo "== benchmark helpers"
+# bench/lib's smaps accounting and result JSON, which need no KVM (the benchmarks themselves are
+# not tests: they run with tests/e2e/run --bench).
+if out=$(/usr/bin/python3 bench/lib/test_benchlib.py 2>&1); then
+	pass
+else
+	echo "$out" | sed 's|^|  [bench/lib/test_benchlib.py] |'
+	fail "bench/lib/test_benchlib.py"
+fi
+
 echo "== unit tests under ASan + UBSan"
 if build build-asan -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false \
 	-Dbuildtype=debug; then

@@ -144,9 +144,12 @@ check "$mode" $? 13 "${ended}virtio vsock: .*rx buffer of 16 bytes cannot hold a
 # ---- racing vCPUs ----------------------------------------------------------------------------
 # race_then_term MODE CONSOLE_LINE: boot MODE on 2 vCPUs, wait until the guest says CONSOLE_LINE
 # (the device served it while both vCPUs hammered), let them hammer 2 s more, then SIGTERM: the
-# monitor must end the enclave within 20 s with exit 14, as it does an idle one.
+# monitor must end the enclave within 20 s with exit 14, as it does an idle one. A guest that
+# triple-faults on its own before the SIGTERM is the parent instance's known nested-emulation
+# fault (docs/parent-instance.md §6, also seen with Linux guests under load): said, and the case
+# is run once more; a second one fails.
 race_then_term() {
-	local mode=$1 line=$2 mon rc t0 ms start=$SECONDS
+	local mode=$1 line=$2 retried=${3:-} mon rc t0 ms start=$SECONDS
 	make_eif "$hw/$mode.eif" "console=ttyS0 hostile=$mode" "$hw/hostile.bzImage" \
 		"$hw/initrd.cpio" || { fail "$mode: cannot build the EIF"; return; }
 	# shellcheck disable=SC2046
@@ -166,6 +169,14 @@ race_then_term() {
 		return
 	fi
 	sleep 2
+	if ! kill -0 "$mon" 2>/dev/null && grep -q "enclave ended: triple-fault" "$hw/$mode.err" &&
+		[ -z "$retried" ]; then
+		wait "$mon"
+		echo "KNOWN ISSUE: $mode: the guest triple-faulted before the SIGTERM" \
+			"(docs/parent-instance.md §6): $(grep -o 'enclave ended: .*' "$hw/$mode.err"); once more"
+		race_then_term "$mode" "$line" retried
+		return
+	fi
 	t0=$(date +%s%N)
 	kill -TERM "$mon"
 	for _ in $(seq 1 200); do
