@@ -197,7 +197,16 @@ race_then_term() {
 if [ "$(allowed_cpus | wc -l)" -lt 2 ]; then
 	fail "racing vCPUs: this shell may run on $(allowed_cpus | wc -l) CPU; need 2"
 else
-	race_then_term nsm-race "nsm-race: 1000 answers while both vCPUs hammer the queue"
+	# nsm-race runs where KVM is real. In the parent instance it destabilises the emulated
+	# machine below the monitor: the guest triple-faulted in 3 of 4 runs on 2026-12-03 (after
+	# 1000 correct answers, interrupts off), and once the L1 kernel itself panicked ("corrupted
+	# stack end detected inside scheduler") — docs/parent-instance.md §6.
+	if [ -n "${E2E_PARENT_INSTANCE:-}" ]; then
+		echo "note: nsm-race not run in the parent instance (docs/parent-instance.md §6);" \
+			"every kick is serialised by the transport's lock; vsock-race below races the same way"
+	else
+		race_then_term nsm-race "nsm-race: 1000 answers while both vCPUs hammer the queue"
+	fi
 	race_then_term vsock-race "vsock-race: 2000 packets taken while both vCPUs hammer the queue"
 	# Spoofed-source junk: named 4 times, then at debug level only, however much the guest sends.
 	n=$(grep -c "vsock: dropped a packet from the guest: source CID" "$hw/vsock-race.err")
