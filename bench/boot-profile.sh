@@ -44,6 +44,9 @@ def dmesg(s):
     return read_all(s)
 
 
+CACHE = benchlib.kernel_cache_dir()
+
+
 def ours():
     booted, uds = f"{work}/booted", f"{work}/e.vsock"
     open(booted, "w").close()
@@ -53,7 +56,7 @@ def ours():
     t0 = time.monotonic()
     p = subprocess.Popen(argv, pass_fds=(fd,), stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
-                         env=dict(os.environ, CLOISTER_KERNEL_CACHE=f"{work}/kernel-cache"))
+                         env=dict(os.environ, CLOISTER_KERNEL_CACHE=CACHE))
     os.close(fd)
     benchlib.wait_for(lambda: "booted" in open(booted).read() or p.poll() is not None, 300,
                       "the heartbeat")

@@ -29,7 +29,7 @@ sys.path.insert(0, os.path.join(top, "bench", "lib"))
 import benchlib  # noqa: E402
 
 
-CACHE = f"{work}/kernel-cache"
+CACHE = benchlib.kernel_cache_dir()
 
 
 def ours(cache=CACHE):
