@@ -84,6 +84,7 @@ enum vmm_err monitor_start(struct monitor *m, struct cl_diag *d)
 		}
 		__atomic_store_n(&v->thread_started, true, __ATOMIC_RELEASE);
 	}
+	monitor_start_populate(m);
 	return VMM_OK;
 }
 

@@ -150,13 +150,20 @@ static void wire_eventfds(struct monitor *m)
 /*
  * Fault in all guest RAM, off the launch's critical path: the hugepages were reserved when the
  * RAM was mapped, so this cannot fail for want of memory; it only moves the kernel's zeroing of
- * each page (hundreds of ms for 256 MiB in a parent instance) to this thread, while the image
- * is loaded and the guest starts. Pages anyone touches first are faulted in by them.
+ * each page (hundreds of ms for 256 MiB in a parent instance) to this thread, started with the
+ * vCPUs (monitor_start). Pages anyone touches first (the image, the kernel, the guest) are
+ * faulted in by them.
+ *
+ * Not earlier, and one page per call: MADV_POPULATE_WRITE holds the mmap lock for reading over
+ * its whole range, and the set-up needs it for writing (mapping the cached kernel, the vCPUs'
+ * run areas, thread stacks). Started when the RAM was mapped, with 32 MiB per call, it made the
+ * set-up take 0.9-1.0 s instead of 0.3 s in the parent instance (mapping the kernel alone
+ * waited 0.58 s).
  */
 static void *populate_main(void *arg)
 {
-	const uint64_t chunk = 32ULL << 20;
 	struct monitor *m = arg;
+	const uint64_t chunk = m->vm.page_size;
 	struct cl_diag d;
 
 	if (!m->cfg.no_seccomp && sandbox_enter(SANDBOX_VCPU, &d) < 0) {
@@ -173,6 +180,13 @@ static void *populate_main(void *arg)
 	if (!m->populate_err)
 		timeline_mark(&m->tl, TL_MEMORY);
 	return NULL;
+}
+
+void monitor_start_populate(struct monitor *m)
+{
+	m->populate_started = pthread_create(&m->populate_thread, NULL, populate_main, m) == 0;
+	if (!m->populate_started) /* then in line: the launch is slower, nothing else changes */
+		m->populate_err = vm_ram_populate(&m->vm, 0, m->vm.ram_size);
 }
 
 void monitor_wait_memory(struct monitor *m)
@@ -673,12 +687,8 @@ enum vmm_err monitor_create(struct monitor **out, const struct monitor_config *c
 	             : vm_ram_alloc(&m->vm, cfg->memory_mib * MiB, d);
 	if (e)
 		goto fail;
-	m->populate_started = pthread_create(&m->populate_thread, NULL, populate_main, m) == 0;
-	if (!m->populate_started) /* then in line: the launch is slower, nothing else changes */
-		m->populate_err = vm_ram_populate(&m->vm, 0, m->vm.ram_size);
-	cl_debug("%llu MiB of %llu KiB pages mapped (faulting in %s): %.1f ms",
-	         (unsigned long long)cfg->memory_mib, (unsigned long long)(m->vm.page_size >> 10),
-	         m->populate_started ? "in the background" : "done", ms_since(&t0));
+	cl_debug("%llu MiB of %llu KiB pages mapped: %.1f ms", (unsigned long long)cfg->memory_mib,
+	         (unsigned long long)(m->vm.page_size >> 10), ms_since(&t0));
 	e = load_image(m, &img, d);
 	if (e)
 		goto fail;
@@ -734,6 +744,7 @@ enum vmm_err monitor_create(struct monitor **out, const struct monitor_config *c
 		goto fail;
 	}
 	unpack_kernel(m, &img, &uk);
+	cl_debug("kernel looked up in the cache: %.1f ms", ms_since(&t0));
 	be = boot_setup(&m->vm.mem, m->vm.low_ram, m->vm.high_ram, &img, LAYOUT_ACPI_ADDR, &m->boot,
 	                d);
 	kcache_release(&uk);

@@ -158,7 +158,7 @@ void monitor_destroy(struct monitor *m);
 /* Guest RAM, for tests and devices. */
 const struct gpa_space *monitor_memory(const struct monitor *m);
 
-/* Wait until all guest RAM is faulted in (monitor_create starts that in the background);
+/* Wait until all guest RAM is faulted in (monitor_start starts that in the background);
  * logs a warning if it could not be. monitor_wait() does this too. */
 void monitor_wait_memory(struct monitor *m);
 

@@ -60,13 +60,15 @@ struct monitor {
 	bool joined;
 	struct timeline tl; /* where launch time went (timeline.h) */
 	/* Guest RAM is faulted in by this thread while the rest of the launch goes on
-	 * (monitor_create starts it; joined by monitor_wait_memory, monitor_wait, destroy). */
+	 * (monitor_start starts it; joined by monitor_wait_memory, monitor_wait, destroy). */
 	pthread_t populate_thread;
 	bool populate_started, populate_joined;
 	int populate_err; /* 0, or -errno from vm_ram_populate */
 };
 
 void *vcpu_thread(void *arg);
+/* Start faulting in guest RAM in the background (in line if no thread can be had). */
+void monitor_start_populate(struct monitor *m);
 void vcpu_kick_all(struct monitor *m);
 
 #endif
