@@ -3,9 +3,10 @@
 #define CLOISTER_VMM_KCACHE_H
 
 /*
- * The unpacked-kernel cache (vmlinux.h, docs/design.md): one file per bzImage, named by the
- * SHA-384 of the bzImage's bytes, holding what its decompressor would produce. A launch of a
- * kernel seen before maps that file instead of having the guest decompress ~11 MB of zstd;
+ * The unpacked-kernel cache (vmlinux.h, docs/design.md): one file per bzImage, holding the
+ * bzImage's bytes and what its decompressor would produce, used only when those bytes equal the
+ * kernel being launched (kcache.c). A launch of a kernel seen before maps that file instead of
+ * having the guest decompress ~11 MB of zstd;
  * the first launch unpacks it here and stores it. The directory and its files must belong to
  * the user running the monitor and be writable by nobody else (anyone who could write them
  * could choose the enclave's kernel); otherwise, or when it cannot be created, the cache is
@@ -25,6 +26,7 @@ struct unpacked_kernel {
 	uint64_t len;
 	bool from_cache;
 	void *map; /* mmap of the cache file, or NULL */
+	uint64_t map_len;
 	uint8_t *owned; /* malloc'd, or NULL */
 };
 

@@ -320,6 +320,64 @@ static void test_kcache_unpacks_once_then_maps_the_stored_kernel(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+/*
+ * An entry is used only for the very bytes it was made from. Two kernels of the same length
+ * whose first and last 4 KiB agree share an entry's name (the cheap fingerprint); a byte in
+ * the middle of the payload tells them apart, and each launch gets its own kernel.
+ */
+static void test_kcache_tells_kernels_apart_by_every_byte(void **state)
+{
+	enum { N = 64 * 1024 };
+	static uint8_t v[N], z[N + 1024], k[N + 4096];
+	struct unpacked_kernel uk;
+	struct bzimage_info bi;
+	struct cl_diag d = { "" };
+	char dir[] = "/tmp/cloister-kcache-XXXXXX", why[256], cmd[128];
+	size_t zlen, klen, mid;
+	uint32_t x = 1;
+	ZSTD_CCtx *c = ZSTD_createCCtx();
+
+	(void)state;
+	for (size_t i = 0; i < N; i++) { /* incompressible: stored as a raw block */
+		x = x * 1103515245u + 12345u;
+		v[i] = (uint8_t)(x >> 16);
+	}
+	assert_non_null(c);
+	assert_int_equal(ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, 0), 0);
+	zlen = ZSTD_compress2(c, z, sizeof(z), v, N);
+	ZSTD_freeCCtx(c);
+	assert_false(ZSTD_isError(zlen));
+	klen = make_bzimage(k, z, zlen, N);
+	assert_true(klen > 4 * 4096);
+	assert_int_equal(bzimage_parse(k, klen, &bi, &d), BOOT_OK);
+	assert_non_null(mkdtemp(dir));
+
+	assert_true(kcache_get(dir, k, klen, &bi, &uk, why, sizeof(why)));
+	assert_false(uk.from_cache);
+	kcache_release(&uk);
+
+	mid = klen / 2; /* inside the raw block: the other kernel unpacks to other bytes */
+	k[mid] ^= 0x5a;
+	assert_true(kcache_get(dir, k, klen, &bi, &uk, why, sizeof(why)));
+	assert_false(uk.from_cache);
+	assert_int_equal(uk.len, N);
+	assert_memory_not_equal(uk.data, v, N);
+	kcache_release(&uk);
+	assert_true(kcache_get(dir, k, klen, &bi, &uk, why, sizeof(why)));
+	assert_true(uk.from_cache);
+	assert_memory_not_equal(uk.data, v, N);
+	kcache_release(&uk);
+
+	k[mid] ^= 0x5a; /* the first kernel again: its entry was replaced, so unpacked anew */
+	assert_true(kcache_get(dir, k, klen, &bi, &uk, why, sizeof(why)));
+	assert_false(uk.from_cache);
+	assert_memory_equal(uk.data, v, N);
+	kcache_release(&uk);
+
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 static void test_kaslr_offset_stays_in_the_kernel_area(void **state)
 {
 	const uint64_t size = 58 * MiB;
@@ -349,6 +407,7 @@ int main(void)
 		                                teardown),
 		cmocka_unit_test(test_bzimage_payload_unpacks_to_the_vmlinux),
 		cmocka_unit_test(test_kcache_unpacks_once_then_maps_the_stored_kernel),
+		cmocka_unit_test(test_kcache_tells_kernels_apart_by_every_byte),
 		cmocka_unit_test(test_kaslr_offset_stays_in_the_kernel_area),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
