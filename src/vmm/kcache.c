@@ -2,6 +2,7 @@
 /* The unpacked-kernel cache (kcache.h). */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,10 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
-
 #include "lib/util/file.h"
-#include "lib/util/hex.h"
 #include "vmm/arch/x86_64/vmlinux.h"
 #include "vmm/kcache.h"
 
@@ -78,7 +76,9 @@ static bool usable_dir(const char *dir, char *why, size_t why_len)
  * cheap to compute; what makes an entry match is the stored bzImage being byte-for-byte the one
  * being launched. Comparing 11 MB costs a fraction of hashing them (SHA-384 of the Debian
  * kernel: 0.22-0.33 s in a parent instance, on the launch's critical path), and it is exact.
- * Another kernel with the same fingerprint is a miss and replaces the entry.
+ * Another kernel with the same fingerprint is a miss and replaces the entry, so the name need
+ * not resist anyone: anyone can make a kernel with the same ends. Not hashing with libcrypto
+ * also keeps a monitor without an NSM from initialising it (~2 MiB of its pages resident).
  */
 #define KC_MAGIC "CLKCACH1"
 #define KC_HEADER 32u /* magic, le64 bzImage length, le64 kernel offset, le64 kernel length */
@@ -104,23 +104,23 @@ static uint64_t kernel_offset(uint64_t bz_len)
 	return (KC_HEADER + bz_len + 4095) & ~(uint64_t)4095;
 }
 
-static bool fingerprint(const uint8_t *kernel, uint64_t len, char hex[2 * 48 + 1])
+/* FNV-1a, 64-bit: a name, not a check (map_entry compares every byte). */
+static uint64_t fnv1a(uint64_t h, const uint8_t *p, uint64_t n)
 {
-	uint64_t w = len < KC_WINDOW ? len : KC_WINDOW;
-	uint8_t md[EVP_MAX_MD_SIZE], n[8];
-	unsigned md_len = 0;
-	EVP_MD_CTX *c = EVP_MD_CTX_new();
-	bool ok;
+	for (uint64_t i = 0; i < n; i++)
+		h = (h ^ p[i]) * 0x100000001b3ULL;
+	return h;
+}
+
+static uint64_t fingerprint(const uint8_t *kernel, uint64_t len)
+{
+	uint64_t w = len < KC_WINDOW ? len : KC_WINDOW, h = 0xcbf29ce484222325ULL;
+	uint8_t n[8];
 
 	put_le64(n, len);
-	ok = c && EVP_DigestInit_ex(c, EVP_sha384(), NULL) && EVP_DigestUpdate(c, n, sizeof(n)) &&
-	     EVP_DigestUpdate(c, kernel, (size_t)w) &&
-	     EVP_DigestUpdate(c, kernel + len - w, (size_t)w) &&
-	     EVP_DigestFinal_ex(c, md, &md_len) && md_len == 48;
-	EVP_MD_CTX_free(c);
-	if (ok)
-		cl_hex_encode(md, md_len, hex);
-	return ok;
+	h = fnv1a(h, n, sizeof(n));
+	h = fnv1a(h, kernel, w);
+	return fnv1a(h, kernel + len - w, w);
 }
 
 /* The entry in @fd, if it holds exactly @kernel and its @unpacked_len-byte kernel. */
@@ -150,7 +150,7 @@ bool kcache_get(const char *dir, const uint8_t *kernel, uint64_t len, const stru
 {
 	struct bzimage_payload p;
 	struct cl_diag d = { "" };
-	char hex[2 * 48 + 1], path[4200];
+	char path[4200];
 	uint64_t off;
 	int fd;
 
@@ -163,9 +163,7 @@ bool kcache_get(const char *dir, const uint8_t *kernel, uint64_t len, const stru
 		return fail(why, why_len, "the kernel payload is not zstd");
 	if (!usable_dir(dir, why, why_len))
 		return false;
-	if (!fingerprint(kernel, len, hex))
-		return fail(why, why_len, "SHA-384 of the kernel's fingerprint failed");
-	snprintf(path, sizeof(path), "%s/%s.kc", dir, hex);
+	snprintf(path, sizeof(path), "%s/%016" PRIx64 ".kc", dir, fingerprint(kernel, len));
 	off = kernel_offset(len);
 
 	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
