@@ -3,6 +3,7 @@
  * termination signal (later also the vsock/NSM backends' fds), then stop and join everything. */
 #include <errno.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -61,6 +62,31 @@ void monitor_stop(struct monitor *m, enum monitor_end reason, const char *fmt, .
 	vcpu_kick_all(m);
 }
 
+/*
+ * The enclave's CPUs belong to its vCPUs: the monitor's other threads (this one, which serves
+ * the devices, and the memory thread it starts) run on the rest of the CPUs it may use, as
+ * the parent's own processes do on Nitro. Threads started from here on inherit that; each
+ * vCPU thread then pins itself to its CPU. If nothing would be left (the monitor was confined
+ * to the enclave's CPUs), it stays as it is.
+ */
+static void keep_off_enclave_cpus(struct monitor *m)
+{
+	cpu_set_t set;
+
+	if (sched_getaffinity(0, sizeof(set), &set) < 0)
+		return;
+	for (unsigned i = 0; i < m->ncpus; i++)
+		if (m->vcpu[i].host_cpu >= 0 && m->vcpu[i].host_cpu < CPU_SETSIZE)
+			CPU_CLR(m->vcpu[i].host_cpu, &set);
+	if (CPU_COUNT(&set) == 0) {
+		cl_debug("the monitor may run only on the enclave's CPUs; its threads share them");
+		return;
+	}
+	if (sched_setaffinity(0, sizeof(set), &set) < 0)
+		cl_warn("cannot keep the monitor's threads off the enclave's CPUs: %s",
+		        strerror(errno));
+}
+
 enum vmm_err monitor_start(struct monitor *m, struct cl_diag *d)
 {
 	struct sigaction sa;
@@ -72,6 +98,7 @@ enum vmm_err monitor_start(struct monitor *m, struct cl_diag *d)
 		cl_diag_set(d, "sigaction: %s", strerror(errno));
 		return VMM_ERR_INTERNAL;
 	}
+	keep_off_enclave_cpus(m);
 	for (unsigned i = 0; i < m->ncpus; i++) {
 		struct vcpu *v = &m->vcpu[i];
 		int rc = pthread_create(&v->thread, NULL, vcpu_thread, v);

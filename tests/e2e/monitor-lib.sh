@@ -231,6 +231,29 @@ check_vcpu_pinning() {
 	done
 	got=$(cat /proc/"$pid"/task/*/comm | grep -c '^vcpu')
 	[ "$got" -eq $# ] || fail "$got threads named vcpu*, want $#"
+	# The other threads (devices, memory) stay off the enclave's CPUs when there are others.
+	# Not KVM's own workers in the process (kvm-nx-lpage-recovery, started by the first KVM_RUN
+	# with that vCPU's affinity; it sleeps unless the host mitigates iTLB multihit).
+	local others=0 bad="" list r c
+	for task in /proc/"$pid"/task/*; do
+		case "$(cat "$task/comm" 2>/dev/null)" in vcpu* | kvm-*) continue ;; esac
+		others=$((others + 1))
+		list=$(awk '$1 == "Cpus_allowed_list:" { print $2 }' "$task/status" 2>/dev/null)
+		for r in ${list//,/ }; do
+			for c in $(seq "${r%-*}" "${r#*-}"); do
+				for cpu in "$@"; do
+					[ "$c" = "$cpu" ] && bad="$bad $(cat "$task/comm" 2>/dev/null)(${task##*/}):$list"
+				done
+			done
+		done
+	done
+	if [ "$(allowed_cpus | wc -l)" -le $# ]; then
+		echo "note: no CPU outside the enclave's here; not checking the other threads"
+	elif [ -z "$bad" ]; then
+		pass "the monitor's $others other thread(s) stay off the enclave's CPUs ($*)"
+	else
+		fail "monitor threads may run on the enclave's CPUs ($*):$bad"
+	fi
 }
 
 # ---- fault audits (tests/e2e/test_37_faults.sh; docs/security.md "Faults") -----------------
