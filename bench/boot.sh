@@ -66,10 +66,7 @@ hb = benchlib.heartbeat_listener()
 
 def theirs():
     """Seconds from spawning QEMU microvm (vhost-vsock) to the heartbeat on AF_VSOCK 9000."""
-    p, seconds = benchlib.qemu_boot(microvm, kernel, f"{work}/initrd.cpio", 256, 17, cmdline,
-                                    hb, 120)
-    benchlib.stop([p])
-    return seconds
+    return benchlib.qemu_launch(microvm, kernel, f"{work}/initrd.cpio", cmdline, hb)
 
 
 ours()  # warm the kernel cache (not counted)
