@@ -43,6 +43,12 @@ static int64_t answer(struct virtio_nsm *dev, struct virtio_mmio_dev *t,
 	return (int64_t)len;
 }
 
+/*
+ * One answer per call, then VIRTIO_MMIO_MORE: the vCPU thread that took the kick asks again
+ * after checking the enclave still runs (vcpu.c). An answer can take milliseconds (an ECDSA
+ * signature), and a guest whose other vCPU keeps refilling the queue would otherwise keep this
+ * thread here for as long as it liked, past a terminate-enclave that waits for it.
+ */
 static int nsm_notify(void *opaque, struct virtio_mmio_dev *t, unsigned q)
 {
 	struct virtio_nsm *dev = opaque;
@@ -85,10 +91,11 @@ static int nsm_notify(void *opaque, struct virtio_mmio_dev *t, unsigned q)
 			dev->pending = false;
 		}
 		used = true;
+		break;
 	}
 	if (used)
 		virtio_mmio_signal_used(t, q);
-	return 0;
+	return used ? VIRTIO_MMIO_MORE : 0;
 }
 
 static void nsm_reset(void *opaque)
