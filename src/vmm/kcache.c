@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The unpacked-kernel cache (kcache.h). */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,6 +85,7 @@ static bool usable_dir(const char *dir, char *why, size_t why_len)
 #define KC_MAGIC "CLKCACH1"
 #define KC_HEADER 32u /* magic, le64 bzImage length, le64 kernel offset, le64 kernel length */
 #define KC_WINDOW 4096u
+#define KC_KEEP 8u /* entries kept (~70 MB each for a Debian cloud kernel) */
 
 static void put_le64(uint8_t *p, uint64_t v)
 {
@@ -145,6 +148,53 @@ static void *map_entry(int fd, const uint8_t *kernel, uint64_t len, uint64_t unp
 	return map;
 }
 
+/*
+ * Keep the cache from growing without end: after storing an entry, drop what an older format
+ * left (`*.vmlinux`) and, beyond KC_KEEP entries, the least recently used (a hit touches its
+ * entry's mtime). Files that are not ours are left alone; failures only leave files behind.
+ */
+static void prune(const char *dir)
+{
+	struct {
+		char name[64];
+		struct timespec mtime;
+	} kept[KC_KEEP + 1];
+	unsigned n = 0;
+	struct dirent *e;
+	struct stat st;
+	DIR *d = opendir(dir);
+
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		size_t len = strlen(e->d_name);
+		bool legacy = len > 8 && !strcmp(e->d_name + len - 8, ".vmlinux");
+		unsigned oldest = 0;
+
+		if ((!legacy && !(len > 3 && !strcmp(e->d_name + len - 3, ".kc"))) ||
+		    len >= sizeof(kept[0].name) ||
+		    fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISREG(st.st_mode) || !private_to_us(&st))
+			continue;
+		if (legacy) {
+			(void)unlinkat(dirfd(d), e->d_name, 0);
+			continue;
+		}
+		memcpy(kept[n].name, e->d_name, len + 1);
+		kept[n].mtime = st.st_mtim;
+		if (++n <= KC_KEEP)
+			continue;
+		for (unsigned i = 1; i < n; i++)
+			if (kept[i].mtime.tv_sec < kept[oldest].mtime.tv_sec ||
+			    (kept[i].mtime.tv_sec == kept[oldest].mtime.tv_sec &&
+			     kept[i].mtime.tv_nsec < kept[oldest].mtime.tv_nsec))
+				oldest = i;
+		(void)unlinkat(dirfd(d), kept[oldest].name, 0);
+		kept[oldest] = kept[--n];
+	}
+	closedir(d);
+}
+
 bool kcache_get(const char *dir, const uint8_t *kernel, uint64_t len, const struct bzimage_info *bi,
                 struct unpacked_kernel *out, char *why, size_t why_len)
 {
@@ -170,6 +220,8 @@ bool kcache_get(const char *dir, const uint8_t *kernel, uint64_t len, const stru
 	if (fd >= 0) {
 		uint8_t *map = map_entry(fd, kernel, len, p.unpacked_len);
 
+		if (map)
+			(void)futimens(fd, NULL); /* recently used: prune() keeps it */
 		close(fd);
 		if (map) {
 			out->map = map;
@@ -200,7 +252,8 @@ bool kcache_get(const char *dir, const uint8_t *kernel, uint64_t len, const stru
 	out->data = out->owned + off;
 	out->len = p.unpacked_len;
 	/* A failed store only costs the next launch the same work again. */
-	(void)cl_file_write_atomic(path, out->owned, (size_t)(off + out->len), 0644, &d);
+	if (cl_file_write_atomic(path, out->owned, (size_t)(off + out->len), 0644, &d) == 0)
+		prune(dir);
 	return true;
 }
 

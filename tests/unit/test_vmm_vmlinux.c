@@ -3,6 +3,7 @@
  * ELF kernel's segments, applying the decompressor's three relocation tables, and refusing
  * every way the (untrusted) image can point outside itself or guest RAM. The kernels here are
  * made by the test, byte by byte, with known values at known places. */
+#include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -378,6 +379,75 @@ static void test_kcache_tells_kernels_apart_by_every_byte(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+static unsigned count_suffix(const char *dir, const char *suffix)
+{
+	unsigned n = 0;
+	size_t sl = strlen(suffix);
+	struct dirent *e;
+	DIR *d = opendir(dir);
+
+	assert_non_null(d);
+	while ((e = readdir(d))) {
+		size_t len = strlen(e->d_name);
+
+		n += len > sl && !strcmp(e->d_name + len - sl, suffix);
+	}
+	closedir(d);
+	return n;
+}
+
+/* The cache keeps the 8 most recently used kernels (a hit counts as a use) and drops what the
+ * older format left behind. */
+static void test_kcache_keeps_the_recently_used_entries(void **state)
+{
+	static uint8_t v[ELF_LEN + 64], z[ELF_LEN + 1024], k[ELF_LEN + 4096];
+	struct unpacked_kernel uk;
+	struct bzimage_info bi;
+	struct cl_diag d = { "" };
+	char dir[] = "/tmp/cloister-kcache-XXXXXX", path[128], why[256], cmd[128];
+	size_t vlen = make_vmlinux(v), zlen, klen;
+	FILE *f;
+
+	(void)state;
+	zlen = ZSTD_compress(z, sizeof(z), v, vlen, 3);
+	klen = make_bzimage(k, z, zlen, (uint32_t)vlen);
+	assert_int_equal(bzimage_parse(k, klen, &bi, &d), BOOT_OK);
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/0123abcd.vmlinux", dir);
+	assert_non_null(f = fopen(path, "w"));
+	fclose(f);
+
+	for (unsigned i = 0; i < 10; i++) {
+		k[1024 + 16] = (uint8_t)i; /* in the decompressor's bytes: another kernel */
+		assert_true(kcache_get(dir, k, klen, &bi, &uk, why, sizeof(why)));
+		assert_false(uk.from_cache);
+		kcache_release(&uk);
+		if (i == 5) { /* kernel 0 is used again: it stays */
+			k[1024 + 16] = 0;
+			assert_true(kcache_get(dir, k, klen, &bi, &uk, why, sizeof(why)));
+			assert_true(uk.from_cache);
+			kcache_release(&uk);
+		}
+	}
+	assert_int_equal(count_suffix(dir, ".kc"), 8);
+	assert_int_equal(count_suffix(dir, ".vmlinux"), 0);
+	k[1024 + 16] = 0;
+	assert_true(kcache_get(dir, k, klen, &bi, &uk, why, sizeof(why)));
+	assert_true(uk.from_cache);
+	kcache_release(&uk);
+	k[1024 + 16] = 1; /* the least recently used: gone */
+	assert_true(kcache_get(dir, k, klen, &bi, &uk, why, sizeof(why)));
+	assert_false(uk.from_cache);
+	kcache_release(&uk);
+	k[1024 + 16] = 9; /* the newest: there */
+	assert_true(kcache_get(dir, k, klen, &bi, &uk, why, sizeof(why)));
+	assert_true(uk.from_cache);
+	kcache_release(&uk);
+
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 static void test_kaslr_offset_stays_in_the_kernel_area(void **state)
 {
 	const uint64_t size = 58 * MiB;
@@ -408,6 +478,7 @@ int main(void)
 		cmocka_unit_test(test_bzimage_payload_unpacks_to_the_vmlinux),
 		cmocka_unit_test(test_kcache_unpacks_once_then_maps_the_stored_kernel),
 		cmocka_unit_test(test_kcache_tells_kernels_apart_by_every_byte),
+		cmocka_unit_test(test_kcache_keeps_the_recently_used_entries),
 		cmocka_unit_test(test_kaslr_offset_stays_in_the_kernel_area),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
