@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "lib/util/checked.h"
 #include "lib/util/file.h"
 #include "vmm/arch/x86_64/vmlinux.h"
 #include "vmm/kcache.h"
@@ -87,21 +88,6 @@ static bool usable_dir(const char *dir, char *why, size_t why_len)
 #define KC_WINDOW 4096u
 #define KC_KEEP 8u /* entries kept (~70 MB each for a Debian cloud kernel) */
 
-static void put_le64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get_le64(const uint8_t *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 7; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
-
 static uint64_t kernel_offset(uint64_t bz_len)
 {
 	return (KC_HEADER + bz_len + 4095) & ~(uint64_t)4095;
@@ -120,7 +106,7 @@ static uint64_t fingerprint(const uint8_t *kernel, uint64_t len)
 	uint64_t w = len < KC_WINDOW ? len : KC_WINDOW, h = 0xcbf29ce484222325ULL;
 	uint8_t n[8];
 
-	put_le64(n, len);
+	cl_put_le64(n, len);
 	h = fnv1a(h, n, sizeof(n));
 	h = fnv1a(h, kernel, w);
 	return fnv1a(h, kernel + len - w, w);
@@ -139,8 +125,8 @@ static void *map_entry(int fd, const uint8_t *kernel, uint64_t len, uint64_t unp
 	map = mmap(NULL, (size_t)total, PROT_READ, MAP_PRIVATE, fd, 0);
 	if (map == MAP_FAILED)
 		return NULL;
-	if (memcmp(map, KC_MAGIC, 8) != 0 || get_le64(map + 8) != len ||
-	    get_le64(map + 16) != off || get_le64(map + 24) != unpacked_len ||
+	if (memcmp(map, KC_MAGIC, 8) != 0 || cl_get_le64(map + 8) != len ||
+	    cl_get_le64(map + 16) != off || cl_get_le64(map + 24) != unpacked_len ||
 	    memcmp(map + KC_HEADER, kernel, (size_t)len) != 0) {
 		munmap(map, (size_t)total);
 		return NULL;
@@ -241,9 +227,9 @@ bool kcache_get(const char *dir, const uint8_t *kernel, uint64_t len, const stru
 		return fail(why, why_len, "no memory to unpack the kernel");
 	memset(out->owned, 0, (size_t)off);
 	memcpy(out->owned, KC_MAGIC, 8);
-	put_le64(out->owned + 8, len);
-	put_le64(out->owned + 16, off);
-	put_le64(out->owned + 24, p.unpacked_len);
+	cl_put_le64(out->owned + 8, len);
+	cl_put_le64(out->owned + 16, off);
+	cl_put_le64(out->owned + 24, p.unpacked_len);
 	memcpy(out->owned + KC_HEADER, kernel, (size_t)len);
 	if (bzimage_unpack(&p, out->owned + off, &d) != BOOT_OK) {
 		kcache_release(out);

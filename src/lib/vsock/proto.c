@@ -3,70 +3,38 @@
  * driven by the fuzzer without KVM. */
 #include <string.h>
 
+#include "lib/util/checked.h"
 #include "lib/vsock/vsock.h"
-
-static uint16_t get_le16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] | (uint16_t)p[1] << 8);
-}
-
-static uint32_t get_le32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t get_le64(const uint8_t *p)
-{
-	return (uint64_t)get_le32(p) | (uint64_t)get_le32(p + 4) << 32;
-}
-
-static void put_le16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static void put_le32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put_le64(uint8_t *p, uint64_t v)
-{
-	put_le32(p, (uint32_t)v);
-	put_le32(p + 4, (uint32_t)(v >> 32));
-}
 
 bool vsock_hdr_decode(const uint8_t *buf, size_t len, struct vsock_hdr *h)
 {
 	if (len < VSOCK_HDR_LEN)
 		return false;
-	h->src_cid = get_le64(buf + 0);
-	h->dst_cid = get_le64(buf + 8);
-	h->src_port = get_le32(buf + 16);
-	h->dst_port = get_le32(buf + 20);
-	h->len = get_le32(buf + 24);
-	h->type = get_le16(buf + 28);
-	h->op = get_le16(buf + 30);
-	h->flags = get_le32(buf + 32);
-	h->buf_alloc = get_le32(buf + 36);
-	h->fwd_cnt = get_le32(buf + 40);
+	h->src_cid = cl_get_le64(buf + 0);
+	h->dst_cid = cl_get_le64(buf + 8);
+	h->src_port = cl_get_le32(buf + 16);
+	h->dst_port = cl_get_le32(buf + 20);
+	h->len = cl_get_le32(buf + 24);
+	h->type = cl_get_le16(buf + 28);
+	h->op = cl_get_le16(buf + 30);
+	h->flags = cl_get_le32(buf + 32);
+	h->buf_alloc = cl_get_le32(buf + 36);
+	h->fwd_cnt = cl_get_le32(buf + 40);
 	return true;
 }
 
 void vsock_hdr_encode(const struct vsock_hdr *h, uint8_t *buf)
 {
-	put_le64(buf + 0, h->src_cid);
-	put_le64(buf + 8, h->dst_cid);
-	put_le32(buf + 16, h->src_port);
-	put_le32(buf + 20, h->dst_port);
-	put_le32(buf + 24, h->len);
-	put_le16(buf + 28, h->type);
-	put_le16(buf + 30, h->op);
-	put_le32(buf + 32, h->flags);
-	put_le32(buf + 36, h->buf_alloc);
-	put_le32(buf + 40, h->fwd_cnt);
+	cl_put_le64(buf + 0, h->src_cid);
+	cl_put_le64(buf + 8, h->dst_cid);
+	cl_put_le32(buf + 16, h->src_port);
+	cl_put_le32(buf + 20, h->dst_port);
+	cl_put_le32(buf + 24, h->len);
+	cl_put_le16(buf + 28, h->type);
+	cl_put_le16(buf + 30, h->op);
+	cl_put_le32(buf + 32, h->flags);
+	cl_put_le32(buf + 36, h->buf_alloc);
+	cl_put_le32(buf + 40, h->fwd_cnt);
 }
 
 /* "CONNECT " + 10 digits + "\n" = 19; allow a little slack for nothing else. */

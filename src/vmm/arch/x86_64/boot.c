@@ -59,34 +59,6 @@ const char *boot_strerror(enum boot_err e)
 	return "unknown boot error";
 }
 
-static uint16_t le16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static uint32_t le32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	put16(p, (uint16_t)v);
-	put16(p + 2, (uint16_t)(v >> 16));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	put32(p, (uint32_t)v);
-	put32(p + 4, (uint32_t)(v >> 32));
-}
-
 enum boot_err bzimage_parse(const uint8_t *buf, uint64_t len, struct bzimage_info *out,
                             struct cl_diag *d)
 {
@@ -98,15 +70,15 @@ enum boot_err bzimage_parse(const uint8_t *buf, uint64_t len, struct bzimage_inf
 		            (unsigned long long)len);
 		return BOOT_ERR_NOT_BZIMAGE;
 	}
-	if (le16(buf + BP_BOOT_FLAG) != 0xaa55 || memcmp(buf + BP_HEADER, "HdrS", 4) != 0) {
+	if (cl_get_le16(buf + BP_BOOT_FLAG) != 0xaa55 || memcmp(buf + BP_HEADER, "HdrS", 4) != 0) {
 		cl_diag_set(d,
 		            "kernel has no bzImage signature (boot_flag 0x%04x, header "
 		            "0x%08x; expected 0xaa55 and \"HdrS\")",
-		            le16(buf + BP_BOOT_FLAG), le32(buf + BP_HEADER));
+		            cl_get_le16(buf + BP_BOOT_FLAG), cl_get_le32(buf + BP_HEADER));
 		return BOOT_ERR_NOT_BZIMAGE;
 	}
-	bi.version = le16(buf + BP_VERSION);
-	bi.xloadflags = le16(buf + BP_XLOADFLAGS);
+	bi.version = cl_get_le16(buf + BP_VERSION);
+	bi.xloadflags = cl_get_le16(buf + BP_XLOADFLAGS);
 	/* 2.12 added xloadflags; we need XLF_KERNEL_64 to enter at +0x200 in long mode. */
 	if (bi.version < 0x020c || !(bi.xloadflags & XLF_KERNEL_64)) {
 		cl_diag_set(d,
@@ -130,9 +102,9 @@ enum boot_err bzimage_parse(const uint8_t *buf, uint64_t len, struct bzimage_inf
 		cl_diag_set(d, "kernel setup header ends at 0x%x, past the end", bi.hdr_end);
 		return BOOT_ERR_NOT_BZIMAGE;
 	}
-	bi.initrd_addr_max = le32(buf + BP_INITRD_ADDR_MAX);
-	bi.cmdline_size = le32(buf + BP_CMDLINE_SIZE);
-	bi.init_size = le32(buf + BP_INIT_SIZE);
+	bi.initrd_addr_max = cl_get_le32(buf + BP_INITRD_ADDR_MAX);
+	bi.cmdline_size = cl_get_le32(buf + BP_CMDLINE_SIZE);
+	bi.init_size = cl_get_le32(buf + BP_INIT_SIZE);
 	*out = bi;
 	return BOOT_OK;
 }
@@ -147,9 +119,9 @@ static void e820_add(uint8_t *zp, uint64_t addr, uint64_t size, uint32_t type)
 	uint8_t n = zp[BP_E820_ENTRIES];
 	uint8_t *e = zp + BP_E820_TABLE + 20 * n;
 
-	put64(e, addr);
-	put64(e + 8, size);
-	put32(e + 16, type);
+	cl_put_le64(e, addr);
+	cl_put_le64(e + 8, size);
+	cl_put_le32(e + 16, type);
 	zp[BP_E820_ENTRIES] = (uint8_t)(n + 1);
 }
 
@@ -159,7 +131,7 @@ static void write_gdt(uint8_t *gdt)
 	static const uint64_t entries[4] = { 0, 0, 0x00af9b000000ffffULL, 0x00cf93000000ffffULL };
 
 	for (int i = 0; i < 4; i++)
-		put64(gdt + 8 * i, entries[i]);
+		cl_put_le64(gdt + 8 * i, entries[i]);
 }
 
 /* Identity map of the low 4 GiB with 2 MiB pages: enough for the kernel's own early code, which
@@ -168,11 +140,11 @@ static void write_page_tables(uint8_t *pml4, uint8_t *pdpt, uint8_t *pd)
 {
 	memset(pml4, 0, 4096);
 	memset(pdpt, 0, 4096);
-	put64(pml4, LAYOUT_PDPT_ADDR | 0x3);
+	cl_put_le64(pml4, LAYOUT_PDPT_ADDR | 0x3);
 	for (uint64_t i = 0; i < 4; i++)
-		put64(pdpt + 8 * i, (LAYOUT_PD_ADDR + 4096 * i) | 0x3);
+		cl_put_le64(pdpt + 8 * i, (LAYOUT_PD_ADDR + 4096 * i) | 0x3);
 	for (uint64_t j = 0; j < 4 * 512; j++)
-		put64(pd + 8 * j, (j * 2 * MiB) | 0x83); /* present, writable, 2 MiB page */
+		cl_put_le64(pd + 8 * j, (j * 2 * MiB) | 0x83); /* present, writable, 2 MiB page */
 }
 
 enum boot_err boot_setup(const struct gpa_space *mem, uint64_t low_ram_end, uint64_t high_ram,
@@ -322,14 +294,14 @@ enum boot_err boot_setup(const struct gpa_space *mem, uint64_t low_ram_end, uint
 	/* 4. Zero page: the fields a boot loader fills in. */
 	zp[BP_TYPE_OF_LOADER] = 0xff;
 	zp[BP_LOADFLAGS] |= LOADFLAGS_LOADED_HIGH;
-	put16(zp + BP_VID_MODE, 0xffff);
-	put32(zp + BP_CMD_LINE_PTR, (uint32_t)LAYOUT_CMDLINE_ADDR);
-	put32(zp + BP_EXT_CMD_LINE_PTR, 0);
-	put32(zp + BP_RAMDISK_IMAGE, (uint32_t)initrd_addr);
-	put32(zp + BP_RAMDISK_SIZE, (uint32_t)initrd_size);
-	put32(zp + BP_EXT_RAMDISK_IMAGE, (uint32_t)(initrd_addr >> 32));
-	put32(zp + BP_EXT_RAMDISK_SIZE, (uint32_t)(initrd_size >> 32));
-	put64(zp + BP_ACPI_RSDP_ADDR, rsdp_addr);
+	cl_put_le16(zp + BP_VID_MODE, 0xffff);
+	cl_put_le32(zp + BP_CMD_LINE_PTR, (uint32_t)LAYOUT_CMDLINE_ADDR);
+	cl_put_le32(zp + BP_EXT_CMD_LINE_PTR, 0);
+	cl_put_le32(zp + BP_RAMDISK_IMAGE, (uint32_t)initrd_addr);
+	cl_put_le32(zp + BP_RAMDISK_SIZE, (uint32_t)initrd_size);
+	cl_put_le32(zp + BP_EXT_RAMDISK_IMAGE, (uint32_t)(initrd_addr >> 32));
+	cl_put_le32(zp + BP_EXT_RAMDISK_SIZE, (uint32_t)(initrd_size >> 32));
+	cl_put_le64(zp + BP_ACPI_RSDP_ADDR, rsdp_addr);
 	e820_add(zp, 0, LAYOUT_EBDA_ADDR, E820_RAM);
 	e820_add(zp, LAYOUT_EBDA_ADDR, LAYOUT_EBDA_SIZE, E820_RESERVED);
 	e820_add(zp, LAYOUT_ACPI_ADDR, LAYOUT_ACPI_SIZE, E820_RESERVED);

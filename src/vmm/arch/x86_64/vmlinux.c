@@ -5,6 +5,7 @@
 
 #include <zstd.h>
 
+#include "lib/util/checked.h"
 #include "vmm/arch/x86_64/vmlinux.h"
 
 #define BP_VERSION 0x206
@@ -22,21 +23,6 @@
 #define ELF_PHDR_SIZE 56
 #define PT_LOAD 1
 
-static uint16_t le16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static uint32_t le32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t le64(const uint8_t *p)
-{
-	return (uint64_t)le32(p) | (uint64_t)le32(p + 4) << 32;
-}
-
 enum boot_err bzimage_find_payload(const uint8_t *kernel, uint64_t len,
                                    const struct bzimage_info *bi, struct bzimage_payload *out,
                                    struct cl_diag *d)
@@ -50,8 +36,8 @@ enum boot_err bzimage_find_payload(const uint8_t *kernel, uint64_t len,
 		            bi->version & 0xff);
 		return BOOT_ERR_OLD_PROTOCOL;
 	}
-	off = bi->pm_offset + le32(kernel + BP_PAYLOAD_OFFSET);
-	plen = le32(kernel + BP_PAYLOAD_LENGTH);
+	off = bi->pm_offset + cl_get_le32(kernel + BP_PAYLOAD_OFFSET);
+	plen = cl_get_le32(kernel + BP_PAYLOAD_LENGTH);
 	if (plen < 8 || off > len || plen > len - off) {
 		cl_diag_set(
 		        d, "kernel payload [0x%llx, +0x%llx) is not inside the %llu-byte bzImage",
@@ -60,7 +46,7 @@ enum boot_err bzimage_find_payload(const uint8_t *kernel, uint64_t len,
 	}
 	out->data = kernel + off;
 	out->len = plen;
-	out->unpacked_len = le32(out->data + plen - 4);
+	out->unpacked_len = cl_get_le32(out->data + plen - 4);
 	out->zstd = memcmp(out->data, zstd_magic, sizeof(zstd_magic)) == 0;
 	if (out->unpacked_len < 64 || out->unpacked_len > UNPACKED_MAX) {
 		cl_diag_set(d, "kernel payload claims %llu bytes unpacked",
@@ -155,7 +141,7 @@ static enum boot_err relocate(const struct gpa_space *mem, const uint8_t *table,
 			cl_diag_set(d, "kernel relocation table has no end (%s)", names[kind]);
 			return BOOT_ERR_NOT_BZIMAGE;
 		}
-		entry = (int32_t)le32(table + 4 * --*at);
+		entry = (int32_t)cl_get_le32(table + 4 * --*at);
 		if (entry == 0)
 			return BOOT_OK;
 		/* A kernel virtual address, sign-extended; its physical place is its offset from
@@ -192,13 +178,13 @@ enum boot_err vmlinux_load(const struct gpa_space *mem, const uint8_t *img, uint
 
 	memset(out, 0, sizeof(*out));
 	if (len < 64 || memcmp(img, "\177ELF", 4) != 0 || img[4] != 2 /* ELFCLASS64 */ ||
-	    img[5] != 1 /* little-endian */ || le16(img + 18) != 62 /* EM_X86_64 */) {
+	    img[5] != 1 /* little-endian */ || cl_get_le16(img + 18) != 62 /* EM_X86_64 */) {
 		cl_diag_set(d, "the unpacked kernel is not an x86_64 ELF file");
 		return BOOT_ERR_NOT_BZIMAGE;
 	}
-	phoff = le64(img + 32);
-	phnum = le16(img + 56);
-	if (le16(img + 54) != ELF_PHDR_SIZE || phnum == 0 || phoff > len ||
+	phoff = cl_get_le64(img + 32);
+	phnum = cl_get_le16(img + 56);
+	if (cl_get_le16(img + 54) != ELF_PHDR_SIZE || phnum == 0 || phoff > len ||
 	    (uint64_t)phnum * ELF_PHDR_SIZE > len - phoff) {
 		cl_diag_set(d, "the unpacked kernel's program headers are not inside it");
 		return BOOT_ERR_NOT_BZIMAGE;
@@ -206,11 +192,11 @@ enum boot_err vmlinux_load(const struct gpa_space *mem, const uint8_t *img, uint
 	out->start = UINT64_MAX;
 	for (unsigned i = 0; i < phnum; i++) {
 		const uint8_t *ph = img + phoff + (uint64_t)i * ELF_PHDR_SIZE;
-		uint64_t off = le64(ph + 8), pa = le64(ph + 24), filesz = le64(ph + 32),
-		         memsz = le64(ph + 40);
+		uint64_t off = cl_get_le64(ph + 8), pa = cl_get_le64(ph + 24),
+		         filesz = cl_get_le64(ph + 32), memsz = cl_get_le64(ph + 40);
 		uint8_t *dst;
 
-		if (le32(ph) != PT_LOAD)
+		if (cl_get_le32(ph) != PT_LOAD)
 			continue;
 		if (filesz > memsz || off > len || filesz > len - off || pa < min_addr ||
 		    pa > max_addr || memsz > max_addr - pa ||
@@ -235,7 +221,7 @@ enum boot_err vmlinux_load(const struct gpa_space *mem, const uint8_t *img, uint
 		cl_diag_set(d, "the unpacked kernel has no loadable segment");
 		return BOOT_ERR_NOT_BZIMAGE;
 	}
-	out->entry = le64(img + 24);
+	out->entry = cl_get_le64(img + 24);
 	if (out->entry < out->start || out->entry >= out->end) {
 		cl_diag_set(d, "the kernel's entry point 0x%llx is outside its segments",
 		            (unsigned long long)out->entry);
