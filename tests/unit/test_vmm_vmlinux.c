@@ -273,20 +273,47 @@ static void test_bzimage_payload_unpacks_to_the_vmlinux(void **state)
 	assert_int_equal(bzimage_find_payload(k, klen, &bi, &p, &d), BOOT_ERR_NOT_BZIMAGE);
 }
 
+/* A zstd bzImage in @k (ELF_LEN + 4096 bytes) carrying make_vmlinux()'s kernel, parsed into
+ * @bi; returns its length. The vmlinux goes to @v (ELF_LEN + 64 bytes), its length to @vlen. */
+static size_t make_zstd_kernel(uint8_t *k, uint8_t *v, size_t *vlen, struct bzimage_info *bi)
+{
+	static uint8_t z[ELF_LEN + 1024];
+	struct cl_diag d = { "" };
+	size_t zlen, klen;
+
+	*vlen = make_vmlinux(v);
+	zlen = ZSTD_compress(z, sizeof(z), v, *vlen, 3);
+	assert_false(ZSTD_isError(zlen));
+	klen = make_bzimage(k, z, zlen, (uint32_t)*vlen);
+	assert_int_equal(bzimage_parse(k, klen, bi, &d), BOOT_OK);
+	return klen;
+}
+
+/* kcache_get() of @k must succeed; whether it came from the cache. */
+static bool from_cache(const char *dir, const uint8_t *k, size_t klen,
+                       const struct bzimage_info *bi)
+{
+	struct unpacked_kernel uk;
+	char why[256];
+	bool hit;
+
+	assert_true(kcache_get(dir, k, klen, bi, &uk, why, sizeof(why)));
+	hit = uk.from_cache;
+	kcache_release(&uk);
+	return hit;
+}
+
 static void test_kcache_unpacks_once_then_maps_the_stored_kernel(void **state)
 {
-	static uint8_t v[ELF_LEN + 64], z[ELF_LEN + 1024], k[ELF_LEN + 4096];
+	static uint8_t v[ELF_LEN + 64], k[ELF_LEN + 4096];
 	struct unpacked_kernel uk;
 	struct bzimage_info bi;
-	struct cl_diag d = { "" };
 	char dir[] = "/tmp/cloister-kcache-XXXXXX", sub[64], why[256], cmd[128];
-	size_t vlen = make_vmlinux(v), zlen, klen;
+	size_t vlen, klen;
 	struct stat st;
 
 	(void)state;
-	zlen = ZSTD_compress(z, sizeof(z), v, vlen, 3);
-	klen = make_bzimage(k, z, zlen, (uint32_t)vlen);
-	assert_int_equal(bzimage_parse(k, klen, &bi, &d), BOOT_OK);
+	klen = make_zstd_kernel(k, v, &vlen, &bi);
 	assert_non_null(mkdtemp(dir));
 	snprintf(sub, sizeof(sub), "%s/a/kernels", dir); /* created, with its parent */
 
@@ -305,9 +332,7 @@ static void test_kcache_unpacks_once_then_maps_the_stored_kernel(void **state)
 
 	/* A different kernel is a different entry. */
 	k[1024] ^= 1;
-	assert_true(kcache_get(sub, k, klen, &bi, &uk, why, sizeof(why)));
-	assert_false(uk.from_cache);
-	kcache_release(&uk);
+	assert_false(from_cache(sub, k, klen, &bi));
 
 	/* A directory others may write is not trusted: no unpacked boot at all. */
 	assert_int_equal(chmod(sub, 0777), 0);
@@ -400,18 +425,14 @@ static unsigned count_suffix(const char *dir, const char *suffix)
  * older format left behind. */
 static void test_kcache_keeps_the_recently_used_entries(void **state)
 {
-	static uint8_t v[ELF_LEN + 64], z[ELF_LEN + 1024], k[ELF_LEN + 4096];
-	struct unpacked_kernel uk;
+	static uint8_t v[ELF_LEN + 64], k[ELF_LEN + 4096];
 	struct bzimage_info bi;
-	struct cl_diag d = { "" };
-	char dir[] = "/tmp/cloister-kcache-XXXXXX", path[128], why[256], cmd[128];
-	size_t vlen = make_vmlinux(v), zlen, klen;
+	char dir[] = "/tmp/cloister-kcache-XXXXXX", path[128], cmd[128];
+	size_t vlen, klen;
 	FILE *f;
 
 	(void)state;
-	zlen = ZSTD_compress(z, sizeof(z), v, vlen, 3);
-	klen = make_bzimage(k, z, zlen, (uint32_t)vlen);
-	assert_int_equal(bzimage_parse(k, klen, &bi, &d), BOOT_OK);
+	klen = make_zstd_kernel(k, v, &vlen, &bi);
 	assert_non_null(mkdtemp(dir));
 	snprintf(path, sizeof(path), "%s/0123abcd.vmlinux", dir);
 	assert_non_null(f = fopen(path, "w"));
@@ -419,30 +440,20 @@ static void test_kcache_keeps_the_recently_used_entries(void **state)
 
 	for (unsigned i = 0; i < 10; i++) {
 		k[1024 + 16] = (uint8_t)i; /* in the decompressor's bytes: another kernel */
-		assert_true(kcache_get(dir, k, klen, &bi, &uk, why, sizeof(why)));
-		assert_false(uk.from_cache);
-		kcache_release(&uk);
+		assert_false(from_cache(dir, k, klen, &bi));
 		if (i == 5) { /* kernel 0 is used again: it stays */
 			k[1024 + 16] = 0;
-			assert_true(kcache_get(dir, k, klen, &bi, &uk, why, sizeof(why)));
-			assert_true(uk.from_cache);
-			kcache_release(&uk);
+			assert_true(from_cache(dir, k, klen, &bi));
 		}
 	}
 	assert_int_equal(count_suffix(dir, ".kc"), 8);
 	assert_int_equal(count_suffix(dir, ".vmlinux"), 0);
 	k[1024 + 16] = 0;
-	assert_true(kcache_get(dir, k, klen, &bi, &uk, why, sizeof(why)));
-	assert_true(uk.from_cache);
-	kcache_release(&uk);
+	assert_true(from_cache(dir, k, klen, &bi));
 	k[1024 + 16] = 1; /* the least recently used: gone */
-	assert_true(kcache_get(dir, k, klen, &bi, &uk, why, sizeof(why)));
-	assert_false(uk.from_cache);
-	kcache_release(&uk);
+	assert_false(from_cache(dir, k, klen, &bi));
 	k[1024 + 16] = 9; /* the newest: there */
-	assert_true(kcache_get(dir, k, klen, &bi, &uk, why, sizeof(why)));
-	assert_true(uk.from_cache);
-	kcache_release(&uk);
+	assert_true(from_cache(dir, k, klen, &bi));
 
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	assert_int_equal(system(cmd), 0);
