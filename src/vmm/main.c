@@ -16,6 +16,7 @@
 #include "lib/util/file.h"
 #include "lib/util/log.h"
 #include "lib/vsock/vsock.h"
+#include "lib/nsm/device.h"
 #include "vmm/monitor.h"
 #include "vmm/sandbox/seccomp.h"
 

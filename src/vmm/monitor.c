@@ -554,10 +554,6 @@ static enum vmm_err check_config(const struct monitor_config *c, struct cl_diag 
 		cl_diag_set(d, "an NSM (--enclave-id) needs an EIF to measure; use --eif");
 		return VMM_ERR_USAGE;
 	}
-	if (c->enclave_id && c->nsm) {
-		cl_diag_set(d, "give either an NSM state or an enclave id, not both");
-		return VMM_ERR_USAGE;
-	}
 	if (!c->eif_path && !c->kernel_path) {
 		cl_diag_set(d, "no enclave image: give --eif PATH");
 		return VMM_ERR_USAGE;
@@ -637,13 +633,10 @@ enum vmm_err monitor_create(struct monitor **out, const struct monitor_config *c
 		e = check_host(d);
 		cl_debug("host probe: %.1f ms", ms_since(&t0));
 	}
-	if (e) {
-		nsm_state_free(cfg->nsm);
+	if (e)
 		return e;
-	}
 	m = calloc(1, sizeof(*m));
 	if (!m) {
-		nsm_state_free(cfg->nsm);
 		cl_diag_set(d, "out of memory");
 		return VMM_ERR_INTERNAL;
 	}
@@ -665,20 +658,6 @@ enum vmm_err monitor_create(struct monitor **out, const struct monitor_config *c
 		m->vcpu[i].host_cpu = i < cfg->ncpus ? cfg->cpus[i] : -1;
 	}
 
-	if (cfg->nsm) {
-		m->nsm = calloc(1, sizeof(*m->nsm));
-		if (!m->nsm) {
-			nsm_state_free(cfg->nsm);
-			cl_diag_set(d, "out of memory");
-			e = VMM_ERR_INTERNAL;
-			goto fail;
-		}
-		virtio_nsm_init(m->nsm, cfg->nsm); /* owned by m->nsm from here */
-		e = add_virtio(m, &virtio_nsm_ops, m->nsm, d);
-		if (e)
-			goto fail;
-	}
-
 	e = vm_open(&m->vm, d);
 	if (e)
 		goto fail;
@@ -693,7 +672,7 @@ enum vmm_err monitor_create(struct monitor **out, const struct monitor_config *c
 	if (e)
 		goto fail;
 	cl_debug("image loaded and parsed: %.1f ms", ms_since(&t0));
-	if (cfg->enclave_id && !m->nsm) {
+	if (cfg->enclave_id) {
 		struct nsm_enclave_config nc = {
 			.ca_dir = cfg->ca_dir,
 			.module_id = cfg->enclave_id,
@@ -790,6 +769,11 @@ enum monitor_app monitor_app_exit(const struct monitor *m, unsigned *value)
 
 	*value = v & 0xff;
 	return (enum monitor_app)(v >> 8);
+}
+
+const struct eif_measurements *monitor_measurements(const struct monitor *m)
+{
+	return m->nsm ? &m->meas : NULL;
 }
 
 void monitor_destroy(struct monitor *m)

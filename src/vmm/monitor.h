@@ -18,7 +18,7 @@
 #include <stdint.h>
 
 #include "cloister/diag.h"
-#include "lib/nsm/device.h"
+#include "cloister/eif.h"
 #include "vmm/kvm/vm.h"
 #include "vmm/timeline.h"
 
@@ -47,7 +47,10 @@ struct monitor_config {
 	bool no_seccomp;
 	/* Optional: give the enclave an NSM (virtio-nsm) whose module id is @enclave_id, with a
 	 * leaf key and certificate minted from the host CA in @ca_dir (NULL: the default) and the
-	 * EIF's measurements. EIF boots only. */
+	 * EIF's measurements. EIF boots only. The PCRs are always those of the bytes the guest
+	 * boots: the monitor measures the EIF in guest memory, after copying it there, and no
+	 * caller can hand it measurements (or an NSM state) taken from the file earlier — the
+	 * file could have been replaced in between (docs/security.md). */
 	const char *enclave_id;
 	const char *ca_dir;
 	/* With @enclave_id: the PCR3 (parent IAM role ARN) and PCR4 (parent instance id) inputs,
@@ -68,10 +71,6 @@ struct monitor_config {
 	/* Called once, from the monitor's main thread, when the heartbeat arrives. */
 	void (*on_booted)(void *opaque);
 	void *booted_opaque;
-	/* Optional, instead of @enclave_id: serve this NSM state (from nsm_enclave_new) as a
-	 * virtio-nsm device. The monitor takes ownership, also when monitor_create fails.
-	 * NULL: no NSM device. */
-	struct nsm_state *nsm;
 	/* When the launch began (timeline_now_ns(), CLOCK_MONOTONIC), the origin of the boot
 	 * timeline; 0: when monitor_create() is called. */
 	uint64_t origin_ns;
@@ -151,6 +150,11 @@ void monitor_stop(struct monitor *m, enum monitor_end reason, const char *fmt, .
 /* The application's end as reported by the enclave's init, and its status or signal in
  * *@value. Any thread; the report is the guest's word, not a fact the monitor checked. */
 enum monitor_app monitor_app_exit(const struct monitor *m, unsigned *value);
+
+/* The launch measurements (PCR0, 1, 2 and, for a signed EIF, 8) of the EIF as the monitor
+ * found it in guest memory, or NULL when nothing was measured (no @enclave_id). Raw values:
+ * debug mode zeroes them only where the enclave and verifiers see them (the NSM). */
+const struct eif_measurements *monitor_measurements(const struct monitor *m);
 
 /* Release everything; joins threads if monitor_wait was not called. NULL is fine. */
 void monitor_destroy(struct monitor *m);

@@ -129,7 +129,7 @@ static void pcrs(struct fx *f, uint8_t p3[48], uint8_t p4[48])
 	bool locked = false;
 
 	assert_int_equal(parent_identity_load(f->conf, f->sysroot, &pi, &d), 0);
-	parent_identity_apply(&pi, &nc);
+	parent_identity_apply(&pi, &nc.parent_role, &nc.parent_id);
 	if (nsm_enclave_new(&nc, &s, &d) != NSM_OK)
 		fail_msg("nsm_enclave_new: %s", d.msg);
 	assert_true(nsm_pcr_read(s, 3, p3, &locked));

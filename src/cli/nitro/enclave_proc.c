@@ -27,7 +27,6 @@
 
 #include "cli/cli.h"
 #include "cli/nitro/enclave.h"
-#include "lib/nsm/enclave.h"
 #include "lib/util/file.h"
 #include "lib/util/log.h"
 #include "lib/vsock/vsock.h"
@@ -57,7 +56,8 @@ void enclave_socket_path(const char *state_dir, uint64_t slot_uid, char *out, si
 struct eproc {
 	int report_fd;
 	struct ne_launch launch;
-	struct eif_image img;
+	struct eif_image img; /* parsed from the file: checks and metadata, not measured */
+	struct eif_measurements meas; /* from the monitor: what the guest boots (under lock) */
 	bool debug_mode;
 	struct monitor *m;
 	int listen_fd;
@@ -130,7 +130,9 @@ static void write_describe(struct eproc *e, int fd)
 	info->memory_mib = l->memory_mib;
 	info->terminating = atomic_load(&e->terminating);
 	info->debug_mode = e->debug_mode;
-	info->meas = e->img.meas;
+	pthread_mutex_lock(&e->lock);
+	info->meas = e->meas;
+	pthread_mutex_unlock(&e->lock);
 	n = enclave_describe_format(info, buf, sizeof(buf));
 	free(info);
 	if (n && cl_write_full(fd, buf, n) == 0 && e->img.metadata_data)
@@ -271,7 +273,6 @@ int enclave_process_main(const struct run_args *a, const struct parent_identity 
 	struct eproc e;
 	struct ne_launch_req req;
 	struct monitor_config cfg;
-	struct nsm_state *nsm = NULL;
 	struct monitor *m;
 	struct pool *p = NULL;
 	struct cl_diag d = { "" };
@@ -302,7 +303,9 @@ int enclave_process_main(const struct run_args *a, const struct parent_identity 
 	signal(SIGPIPE, SIG_IGN);
 	sigfd = signalfd(-1, &sigs, SFD_CLOEXEC);
 
-	if (eif_read_file(a->eif_path, EIF_PARSE_MEASURE, &e.img, &d)) {
+	/* Checked here so a bad image fails before CPUs and memory are taken. Not measured: the
+	 * PCRs are the monitor's, taken from guest memory after the copy (docs/security.md). */
+	if (eif_read_file(a->eif_path, 0, &e.img, &d)) {
 		snprintf(msg, sizeof(msg), "Failed to parse the EIF: %s", d.msg);
 		code = report_error(&e, E_EIF_PARSING, msg);
 		goto out;
@@ -347,24 +350,12 @@ int enclave_process_main(const struct run_args *a, const struct parent_identity 
 		}
 	}
 
-	{
-		struct nsm_enclave_config nc = {
-			.module_id = e.launch.enclave_id,
-			.meas = &e.img.meas,
-			.debug_mode = a->debug_mode,
-		};
-
-		parent_identity_apply(parent, &nc);
-		cl_info("PCR3 (parent role): %s, from %s; PCR4 (parent instance id): %s, from %s",
-		        parent->role[0] ? parent->role : "zero", parent->role_from,
-		        parent->id[0] ? parent->id : "zero", parent->id_from);
-		if (nsm_enclave_new(&nc, &nsm, &d) != NSM_OK) {
-			snprintf(msg, sizeof(msg), "cannot set up the enclave's NSM device: %s",
-			         d.msg);
-			code = report_error(&e, E_ENCLAVE_BOOT_FAILURE, msg);
-			goto out;
-		}
-	}
+	/* The enclave's NSM: the monitor mints its key and measures the image in guest memory. */
+	cfg.enclave_id = e.launch.enclave_id;
+	parent_identity_apply(parent, &cfg.parent_role, &cfg.parent_id);
+	cl_info("PCR3 (parent role): %s, from %s; PCR4 (parent instance id): %s, from %s",
+	        parent->role[0] ? parent->role : "zero", parent->role_from,
+	        parent->id[0] ? parent->id : "zero", parent->id_from);
 
 	enclave_socket_path(pool_state_dir(p), e.launch.slot_uid, e.socket, sizeof(e.socket));
 	if (control_listen(&e, &d) < 0) {
@@ -392,7 +383,6 @@ int enclave_process_main(const struct run_args *a, const struct parent_identity 
 	cfg.exit_port = VSOCK_EXIT_PORT;
 	cfg.on_booted = on_booted;
 	cfg.booted_opaque = &e;
-	cfg.nsm = nsm;
 	if (!cfg.ram) {
 		code = report_error(&e, E_ENCLAVE_MMAP, "enclave memory has no contiguous base");
 		goto out;
@@ -411,9 +401,10 @@ int enclave_process_main(const struct run_args *a, const struct parent_identity 
 		       e.launch.cid, e.launch.memory_mib, cpus, e.launch.enclave_id, e.launch.name);
 	}
 	verr = monitor_create(&m, &cfg, &d);
-	nsm = NULL; /* the monitor owns it now, also when monitor_create failed */
 	pthread_mutex_lock(&e.lock);
 	e.m = m;
+	if (!verr)
+		e.meas = *monitor_measurements(m);
 	if (!verr && atomic_load(&e.terminating))
 		monitor_stop(m, MONITOR_END_TERMINATED, "terminate-enclave during setup");
 	pthread_mutex_unlock(&e.lock);
@@ -455,7 +446,6 @@ out:
 	monitor_destroy(m);
 	if (cfg.console_fd >= 0)
 		close(cfg.console_fd);
-	nsm_state_free(nsm);
 	ne_launch_release(&e.launch); /* CPUs, memory, CID and name back to the pool */
 	if (thread_started) {
 		uint64_t one = 1;

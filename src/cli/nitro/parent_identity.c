@@ -194,8 +194,8 @@ int parent_identity_load(const char *conf, const char *sysroot, struct parent_id
 	return 0;
 }
 
-void parent_identity_apply(const struct parent_identity *pi, struct nsm_enclave_config *nc)
+void parent_identity_apply(const struct parent_identity *pi, const char **role, const char **id)
 {
-	nc->parent_role = pi->role[0] ? pi->role : NULL;
-	nc->parent_id = pi->id[0] ? pi->id : NULL;
+	*role = pi->role[0] ? pi->role : NULL;
+	*id = pi->id[0] ? pi->id : NULL;
 }

@@ -22,7 +22,6 @@
 
 #include "cloister/diag.h"
 #include "lib/nsm/device.h"
-#include "lib/nsm/enclave.h"
 
 struct parent_identity {
 	char role[NSM_PARENT_VALUE_MAX + 1]; /* PCR3 input; "" for none */
@@ -49,8 +48,8 @@ bool parent_is_instance_id(const char *s);
 int parent_identity_load(const char *conf, const char *sysroot, struct parent_identity *out,
                          struct cl_diag *d);
 
-/* Point @nc->parent_role and @nc->parent_id at @pi's values (NULL for none); @pi must outlive
- * every use of @nc. */
-void parent_identity_apply(const struct parent_identity *pi, struct nsm_enclave_config *nc);
+/* Point *@role and *@id (the PCR3 and PCR4 inputs of a monitor_config or an
+ * nsm_enclave_config) at @pi's values, NULL for none; @pi must outlive every use of them. */
+void parent_identity_apply(const struct parent_identity *pi, const char **role, const char **id);
 
 #endif
