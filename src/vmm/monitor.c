@@ -88,6 +88,7 @@ int monitor_exit_for_err(enum vmm_err e)
 	case VMM_ERR_MEMORY:
 		return MONITOR_EXIT_MEMORY;
 	case VMM_ERR_IMAGE:
+	case VMM_ERR_SIGNATURE:
 		return MONITOR_EXIT_IMAGE;
 	case VMM_ERR_CPU:
 		return MONITOR_EXIT_CPU;
@@ -381,6 +382,15 @@ static enum vmm_err image_from_eif(struct monitor *m, uint64_t size, struct boot
 		            m->cfg.eif_path);
 		eif_image_release(&ei);
 		return VMM_ERR_IMAGE;
+	}
+	/* A signed image's PCR8 names its signer: only if the signature holds for this image (it
+	 * signs this PCR0, with the certificate's key, which is valid now). Otherwise anyone
+	 * could copy a vendor's signature section onto their own image and attest with the
+	 * vendor's PCR8. nitro-cli's run-enclave refuses such an image with E59. */
+	if (m->cfg.enclave_id && eif_signature_verify(&ei, d) != EIF_OK) {
+		cl_diag_prefix(d, "%s", m->cfg.eif_path);
+		eif_image_release(&ei);
+		return VMM_ERR_SIGNATURE;
 	}
 	memset(img, 0, sizeof(*img));
 	m->meas = ei.meas;

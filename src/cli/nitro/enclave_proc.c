@@ -262,6 +262,8 @@ static int vmm_err_to_cli(enum vmm_err err)
 		return E_EIF_PARSING;
 	case VMM_ERR_CPU:
 		return E_CPU_ERROR;
+	case VMM_ERR_SIGNATURE:
+		return E_EIF_SIGNATURE_CHECKER;
 	default:
 		return E_ENCLAVE_BOOT_FAILURE;
 	}

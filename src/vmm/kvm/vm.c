@@ -34,6 +34,8 @@ const char *vmm_strerror(enum vmm_err e)
 		return "enclave memory could not be allocated";
 	case VMM_ERR_IMAGE:
 		return "the enclave image cannot be booted";
+	case VMM_ERR_SIGNATURE:
+		return "the enclave image's signature does not verify";
 	case VMM_ERR_CPU:
 		return "the CPU grant cannot be honoured";
 	case VMM_ERR_INTERNAL:

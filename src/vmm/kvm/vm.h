@@ -23,6 +23,7 @@ enum vmm_err {
 	VMM_ERR_MEMORY, /* hugepage memory could not be allocated or locked */
 	VMM_ERR_IMAGE, /* the EIF is unreadable, malformed or does not fit */
 	VMM_ERR_CPU, /* the CPU grant cannot be honoured */
+	VMM_ERR_SIGNATURE, /* a signed EIF whose signature does not hold for what it contains */
 	VMM_ERR_INTERNAL, /* a KVM or system call failed unexpectedly */
 };
 
