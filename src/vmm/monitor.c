@@ -7,6 +7,7 @@
 #include <sys/ioctl.h>
 #include <sys/random.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -635,6 +636,14 @@ enum vmm_err monitor_create(struct monitor **out, const struct monitor_config *c
 	uint8_t *acpi;
 
 	*out = NULL;
+	/* Guest RAM and, with an NSM, the enclave's signing key live in this process: no core
+	 * file may hold them, and no other process of this uid may read them through ptrace or
+	 * /proc/PID/mem (only root can, docs/security.md). For the whole process: the enclave is
+	 * its purpose. */
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) {
+		cl_diag_set(d, "prctl(PR_SET_DUMPABLE, 0): %s", strerror(errno));
+		return VMM_ERR_INTERNAL;
+	}
 	e = check_config(cfg, d);
 	if (!e)
 		e = check_image_size(cfg, d);

@@ -3,7 +3,8 @@
 # How the enclave ended is in the exit status: a guest reboot is 10 whichever way Linux asks for
 # it, a triple fault 11, SIGTERM to the monitor 14; --ready-fd says when the vCPUs run; while the
 # enclave runs its RAM is hugetlb and fully present and each vCPU thread (vcpuN) is pinned to its
-# --cpu-ids CPU; resources are released (all hugepages free again afterwards).
+# --cpu-ids CPU; a monitor killed by SIGABRT leaves no core file; resources are released (all
+# hugepages free again afterwards).
 . "$(dirname "$0")/monitor-lib.sh"
 
 kernel=$(enclave_kernel) || { fail "no enclave kernel"; finish; }
@@ -60,6 +61,43 @@ else
 	tail -n 5 "$work/term.err"
 fi
 rm -f "$work/ready.fifo"
+
+# A monitor that crashes leaves no core file: guest RAM (and, with an NSM, the enclave's signing
+# key) would be in it. The kernel writes cores here for any dumpable process (the control: a
+# sleep killed the same way leaves one); the monitor makes itself non-dumpable.
+cores=$work/cores
+rm -rf "$cores" && mkdir -p "$cores"
+old_pattern=$(cat /proc/sys/kernel/core_pattern)
+old_suid=$(cat /proc/sys/fs/suid_dumpable)
+echo "$cores/core.%p" >/proc/sys/kernel/core_pattern && echo 0 >/proc/sys/fs/suid_dumpable
+(
+	ulimit -c unlimited
+	sleep 60 &
+	kill -ABRT $!
+	wait $!
+) 2>/dev/null
+(
+	ulimit -c unlimited
+	exec "$monitor" "${IMAGE_ARGS[@]}" --memory 256 --cpu-count 1 --debug-mode
+) >"$work/abrt.out" 2>"$work/abrt.err" &
+pid=$!
+for _ in $(seq 1 120); do
+	grep -q "init reached" "$work/abrt.out" && break
+	sleep 0.5
+done
+kill -ABRT "$pid"
+wait "$pid"
+rc=$?
+echo "$old_pattern" >/proc/sys/kernel/core_pattern
+echo "$old_suid" >/proc/sys/fs/suid_dumpable
+ncore=$(find "$cores" -name 'core.*' | wc -l)
+if [ "$ncore" -eq 0 ]; then
+	fail "the control (a sleep killed with SIGABRT) left no core in $cores: the test cannot tell"
+elif [ "$rc" -eq 134 ] && [ ! -e "$cores/core.$pid" ]; then
+	pass "SIGABRT to a running monitor (exit $rc): no core file (the control's is there)"
+else
+	fail "SIGABRT to the monitor: exit $rc, cores: $(ls "$cores")"
+fi
 
 after=$(free_hugepages)
 [ "$before" = "$after" ] && pass "all $after free hugepages returned" ||

@@ -251,6 +251,12 @@ static enum vmm_err register_ram(struct vm *vm, struct cl_diag *d)
 	uint8_t *p = vm->ram;
 	uint64_t size = vm->ram_size;
 
+	/* Never in a core file, even where the kernel dumps non-dumpable processes
+	 * (fs.suid_dumpable = 2): the enclave's memory is its secret. */
+	if (madvise(p, size, MADV_DONTDUMP) < 0) {
+		cl_diag_set(d, "madvise(MADV_DONTDUMP) on guest RAM: %s", strerror(errno));
+		return VMM_ERR_INTERNAL;
+	}
 	vm->low_ram = size < LAYOUT_LOW_RAM_MAX ? size : LAYOUT_LOW_RAM_MAX;
 	vm->high_ram = size - vm->low_ram;
 	if (set_slot(vm, 0, 0, vm->low_ram, p) < 0 ||
