@@ -758,7 +758,13 @@ static void test_nsm_debug_mode_zeroes_image_pcrs(void **state)
 		describe_pcr_want(&w, true, zero);
 		expect(f, &w);
 	}
-	/* Parent PCRs and PCR8 are not image measurements and stay. */
+	/* PCR8 (the image's signer) too: a policy on the signer alone must not admit a debug
+	 * enclave. */
+	index_req(&h, "DescribePCR", "index", 8, 0);
+	req(f, &h);
+	describe_pcr_want(&w, true, zero);
+	expect(f, &w);
+	/* The parent PCRs are not image measurements and stay. */
 	sha384_extend(pcr4, PARENT_ID, strlen(PARENT_ID));
 	index_req(&h, "DescribePCR", "index", 4, 0);
 	req(f, &h);

@@ -188,7 +188,9 @@ enum nsm_error nsm_state_new(const struct nsm_config *cfg, struct nsm_state **ou
 		goto nomem;
 	if (cfg->parent_id && !pcr_extend(s->pcr[4], cfg->parent_id, strlen(cfg->parent_id)))
 		goto nomem;
-	if (cfg->has_pcr8)
+	/* PCR8 names the image's signer; a debug enclave (its console readable by the parent)
+	 * must not satisfy a policy on it either, so it reads as zero too. */
+	if (cfg->has_pcr8 && !cfg->debug_mode)
 		memcpy(s->pcr[8], cfg->pcr8, NSM_PCR_LEN);
 	for (unsigned i = 0; i < NSM_LOCKED_AT_BOOT; i++)
 		s->locked[i] = true;
