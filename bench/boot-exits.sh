@@ -60,25 +60,12 @@ CACHE = benchlib.kernel_cache_dir()
 
 
 def ours():
-    booted, uds = f"{work}/booted", f"{work}/e.vsock"
-    open(booted, "w").close()
-    fd = os.open(booted, os.O_WRONLY)
+    uds = f"{work}/e.vsock"
     argv = [monitor, "--eif", f"{work}/vsock.eif", "--memory", "256", "--cpu-ids",
             str(benchlib.enclave_cpu()), "--cid", "16", "--vsock-uds", uds,
-            "--heartbeat-timeout", "120", "--booted-fd", str(fd), "--log", "debug"]
-    t0 = time.monotonic()
-    log = open(f"{work}/monitor.log", "w")
-    p = subprocess.Popen(argv, pass_fds=(fd,), stdout=subprocess.DEVNULL, stderr=log,
-                         stdin=subprocess.DEVNULL,
-                         env=dict(os.environ, CLOISTER_KERNEL_CACHE=CACHE))
-    log.close()
-    os.close(fd)
-    while "booted" not in open(booted).read():
-        if p.poll() is not None or time.monotonic() - t0 > 120:
-            benchlib.stop([p])
-            raise SystemExit("cloister-monitor: no heartbeat")
-        time.sleep(0.005)
-    seconds = time.monotonic() - t0
+            "--heartbeat-timeout", "120", "--log", "debug"]
+    p, seconds = benchlib.monitor_boot(argv, f"{work}/monitor.log",
+                                       dict(os.environ, CLOISTER_KERNEL_CACHE=CACHE))
     benchlib.stop([p])
     return seconds
 

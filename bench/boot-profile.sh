@@ -48,21 +48,11 @@ CACHE = benchlib.kernel_cache_dir()
 
 
 def ours():
-    booted, uds = f"{work}/booted", f"{work}/e.vsock"
-    open(booted, "w").close()
-    fd = os.open(booted, os.O_WRONLY)
+    uds = f"{work}/e.vsock"
     argv = benchlib.monitor_argv(monitor, f"{work}/vsock.eif", 256, benchlib.enclave_cpu(), 16,
-                                 uds, fd, 300)
-    t0 = time.monotonic()
-    p = subprocess.Popen(argv, pass_fds=(fd,), stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
-                         env=dict(os.environ, CLOISTER_KERNEL_CACHE=CACHE))
-    os.close(fd)
-    benchlib.wait_for(lambda: "booted" in open(booted).read() or p.poll() is not None, 300,
-                      "the heartbeat")
-    if p.poll() is not None:
-        raise SystemExit(f"cloister-monitor ended before its heartbeat (exit {p.returncode})")
-    launch = time.monotonic() - t0
+                                 uds, timeout=300)
+    p, launch = benchlib.monitor_boot(argv, f"{work}/monitor.log",
+                                      dict(os.environ, CLOISTER_KERNEL_CACHE=CACHE), 300)
     log = dmesg(benchlib.retry(lambda: benchlib.uds_connect(uds, 5001)))
     benchlib.stop([p])
     return launch, log

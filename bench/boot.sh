@@ -34,28 +34,14 @@ CACHE = benchlib.kernel_cache_dir()
 
 def ours(cache=CACHE):
     """Seconds from spawning cloister-monitor to its heartbeat; and its boot timeline."""
-    booted, timeline, uds = f"{work}/booted", f"{work}/timeline.json", f"{work}/e.vsock"
-    open(booted, "w").close()
-    fd = os.open(booted, os.O_WRONLY)
+    timeline, uds = f"{work}/timeline.json", f"{work}/e.vsock"
     argv = [monitor, "--eif", f"{work}/vsock.eif", "--memory", "256", "--cpu-ids",
             str(benchlib.enclave_cpu()),
-            "--cid", "16", "--vsock-uds", uds, "--heartbeat-timeout", "120", "--booted-fd",
-            str(fd), "--timeline", timeline]
-    t0 = time.monotonic()
-    log = open(f"{work}/monitor.log", "w")  # the last run's, to say why one failed
-    p = subprocess.Popen(argv, pass_fds=(fd,), stdout=subprocess.DEVNULL, stderr=log,
-                         stdin=subprocess.DEVNULL,
-                         env=dict(os.environ, CLOISTER_KERNEL_CACHE=cache))
-    os.close(fd)
-    log.close()
-    while "booted" not in open(booted).read():
-        if p.poll() is not None or time.monotonic() - t0 > 120:
-            benchlib.stop([p])
-            why = open(f"{work}/monitor.log").read()[-2000:]
-            raise SystemExit(f"cloister-monitor: no heartbeat (exit {p.returncode}, "
-                             f"{time.monotonic() - t0:.0f} s); its log ends:\n{why}")
-        time.sleep(0.005)
-    seconds = time.monotonic() - t0
+            "--cid", "16", "--vsock-uds", uds, "--heartbeat-timeout", "120",
+            "--timeline", timeline]
+    # the log is the last run's, to say why one failed
+    p, seconds = benchlib.monitor_boot(argv, f"{work}/monitor.log",
+                                       dict(os.environ, CLOISTER_KERNEL_CACHE=cache))
     benchlib.stop([p])
     with open(timeline) as f:
         return seconds, json.load(f)
