@@ -162,6 +162,14 @@ enum eif_error eif_read_fd(int fd, unsigned flags, struct eif_image *out, struct
 enum eif_error eif_read_file(const char *path, unsigned flags, struct eif_image *out,
                              struct cl_diag *d);
 
+/*
+ * eif_parse_buffer() without measuring (EIF_PARSE_MEASURE is refused): the same checks, and no
+ * cryptography linked in — what cloister-monitor uses to find the boot pieces, so that a monitor
+ * without an NSM does not load libcrypto (docs/design.md).
+ */
+enum eif_error eif_parse_layout(const uint8_t *buf, size_t len, unsigned flags,
+                                struct eif_image *out, struct cl_diag *d);
+
 /* Free what eif_parse_buffer()/eif_read_*() allocated; @img may be zeroed or NULL. */
 void eif_image_release(struct eif_image *img);
 

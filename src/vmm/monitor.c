@@ -13,7 +13,6 @@
 #include <unistd.h>
 
 #include "cloister/eif.h"
-#include "lib/nsm/enclave.h"
 #include "lib/platform/kvm_probe.h"
 #include "lib/util/file.h"
 #include "lib/util/log.h"
@@ -372,8 +371,9 @@ static enum vmm_err image_from_eif(struct monitor *m, uint64_t size, struct boot
 	struct eif_image ei;
 	enum eif_error e;
 
-	/* Measured only when an NSM needs the PCRs: SHA-384 over the whole image costs time. */
-	e = eif_parse_buffer(buf, size, m->cfg.enclave_id ? EIF_PARSE_MEASURE : 0, &ei, d);
+	/* Not measured here: the NSM module measures the same bytes when the enclave gets an NSM
+	 * (setup_nsm); without one, no SHA-384 is spent and no libcrypto loaded. */
+	e = eif_parse_layout(buf, size, 0, &ei, d);
 	if (e != EIF_OK) {
 		cl_diag_prefix(d, "%s", m->cfg.eif_path);
 		return VMM_ERR_IMAGE;
@@ -384,17 +384,7 @@ static enum vmm_err image_from_eif(struct monitor *m, uint64_t size, struct boot
 		eif_image_release(&ei);
 		return VMM_ERR_IMAGE;
 	}
-	/* A signed image's PCR8 names its signer: only if the signature holds for this image (it
-	 * signs this PCR0, with the certificate's key, which is valid now). Otherwise anyone
-	 * could copy a vendor's signature section onto their own image and attest with the
-	 * vendor's PCR8. nitro-cli's run-enclave refuses such an image with E59. */
-	if (m->cfg.enclave_id && eif_signature_verify(&ei, d) != EIF_OK) {
-		cl_diag_prefix(d, "%s", m->cfg.eif_path);
-		eif_image_release(&ei);
-		return VMM_ERR_SIGNATURE;
-	}
 	memset(img, 0, sizeof(*img));
-	m->meas = ei.meas;
 	img->image = (struct boot_src){ LAYOUT_EIF_ADDR, size };
 	for (unsigned i = 0; i < ei.num_sections; i++) {
 		const struct eif_section *s = &ei.sections[i];
@@ -622,6 +612,50 @@ static enum vmm_err create_vcpus(struct monitor *m, struct cl_diag *d)
 	return cpu_set_boot_state(m->vcpu[0].fd, &m->boot, d);
 }
 
+/*
+ * The enclave's NSM (--enclave-id): the module measures the EIF where the guest will boot it
+ * (guest memory, before any vCPU runs and before boot_setup() lays anything over the image),
+ * refuses a signed image whose signature does not hold, and mints the leaf key; then the
+ * virtio-nsm device serves it.
+ */
+static enum vmm_err setup_nsm(struct monitor *m, const struct boot_image *img, struct cl_diag *d)
+{
+	const struct nsm_backend_config nc = {
+		.ca_dir = m->cfg.ca_dir,
+		.module_id = m->cfg.enclave_id,
+		.parent_role = m->cfg.parent_role,
+		.parent_id = m->cfg.parent_id,
+		.debug_mode = m->cfg.debug_mode,
+	};
+	const struct nsm_backend *be = nsm_backend_load(d);
+	const uint8_t *eif = gpa_translate(&m->vm.mem, img->image.gpa, img->image.len);
+	void *st = NULL;
+
+	if (!be)
+		return VMM_ERR_INTERNAL;
+	switch (be->open(&nc, eif, (size_t)img->image.len, &st, &m->meas, d)) {
+	case NSM_BACKEND_OK:
+		break;
+	case NSM_BACKEND_IMAGE:
+		cl_diag_prefix(d, "%s", m->cfg.eif_path);
+		return VMM_ERR_IMAGE;
+	case NSM_BACKEND_SIGNATURE:
+		cl_diag_prefix(d, "%s", m->cfg.eif_path);
+		return VMM_ERR_SIGNATURE;
+	default:
+		cl_diag_prefix(d, "setting up the enclave's NSM");
+		return VMM_ERR_HOST;
+	}
+	m->nsm = calloc(1, sizeof(*m->nsm));
+	if (!m->nsm) {
+		be->close(st);
+		cl_diag_set(d, "out of memory");
+		return VMM_ERR_INTERNAL;
+	}
+	virtio_nsm_init(m->nsm, be, st);
+	return add_virtio(m, &virtio_nsm_ops, m->nsm, d);
+}
+
 enum vmm_err monitor_create(struct monitor **out, const struct monitor_config *cfg,
                             struct cl_diag *d)
 {
@@ -692,30 +726,7 @@ enum vmm_err monitor_create(struct monitor **out, const struct monitor_config *c
 		goto fail;
 	cl_debug("image loaded and parsed: %.1f ms", ms_since(&t0));
 	if (cfg->enclave_id) {
-		struct nsm_enclave_config nc = {
-			.ca_dir = cfg->ca_dir,
-			.module_id = cfg->enclave_id,
-			.meas = &m->meas,
-			.parent_role = cfg->parent_role,
-			.parent_id = cfg->parent_id,
-			.debug_mode = cfg->debug_mode,
-		};
-		struct nsm_state *st = NULL;
-
-		if (nsm_enclave_new(&nc, &st, d) != NSM_OK) {
-			cl_diag_prefix(d, "setting up the enclave's NSM");
-			e = VMM_ERR_HOST;
-			goto fail;
-		}
-		m->nsm = calloc(1, sizeof(*m->nsm));
-		if (!m->nsm) {
-			nsm_state_free(st);
-			cl_diag_set(d, "out of memory");
-			e = VMM_ERR_INTERNAL;
-			goto fail;
-		}
-		virtio_nsm_init(m->nsm, st);
-		e = add_virtio(m, &virtio_nsm_ops, m->nsm, d);
+		e = setup_nsm(m, &img, d);
 		if (e)
 			goto fail;
 		cl_debug("NSM ready: %.1f ms", ms_since(&t0));

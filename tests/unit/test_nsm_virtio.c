@@ -124,7 +124,7 @@ static int setup(void **state)
 	cfg.cabundle_count = 1;
 	assert_int_equal(nsm_state_new(&cfg, &s, NULL), NSM_OK);
 	dev = malloc(sizeof(*dev));
-	virtio_nsm_init(dev, s);
+	virtio_nsm_init(dev, &cloister_nsm_backend, s);
 	memset(ram, 0, sizeof(ram));
 	memset(&space, 0, sizeof(space));
 	assert_true(gpa_add_region(&space, 0, RAM_SIZE, ram));

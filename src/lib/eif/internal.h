@@ -106,6 +106,33 @@ enum eif_error eif_stream_final(struct eif_stream *s, struct eif_measurements *m
 /* Safe on a zeroed or finished stream, and after any error. */
 void eif_stream_free(struct eif_stream *s);
 
+/*
+ * The measuring side of a parse, as a table: read.c reaches SHA-384 (and the signature
+ * section's certificate) only through it, so a parse that does not measure — eif_parse_layout(),
+ * what cloister-monitor does without an NSM — links no cryptography. The public measuring entry
+ * points (eif_parse_buffer, eif_read_fd, eif_read_file: parse.c) pass eif_sha384_measurer.
+ */
+struct eif_measurer {
+	enum eif_error (*init)(struct eif_stream *s, uint64_t total);
+	enum eif_error (*section)(struct eif_stream *s, uint16_t type);
+	enum eif_error (*slot_free)(struct eif_stream *s, int slot);
+	enum eif_error (*feed)(struct eif_stream *s, int slot, const uint8_t *p, size_t n);
+	enum eif_error (*final)(struct eif_stream *s, struct eif_measurements *m);
+	void (*free)(struct eif_stream *s);
+	/* PCR8 from the signature section's bytes (its PEM certificate) */
+	enum eif_error (*pcr8)(const uint8_t *section, size_t len, uint8_t pcr8[EIF_PCR_SIZE],
+	                       struct cl_diag *d);
+};
+extern const struct eif_measurer eif_sha384_measurer;
+
+/* read.c's entry points with the measurer to use when @flags has EIF_PARSE_MEASURE (NULL:
+ * such a parse is refused with EIF_ERR_INVALID_ARG). */
+enum eif_error eif_parse_buffer_with(const uint8_t *buf, size_t len, unsigned flags,
+                                     const struct eif_measurer *m, struct eif_image *out,
+                                     struct cl_diag *d);
+enum eif_error eif_read_fd_with(int fd, unsigned flags, const struct eif_measurer *m,
+                                struct eif_image *out, struct cl_diag *d);
+
 /* SHA-384(zeros48 ‖ digest): one TPM-style extend of an all-zero PCR. */
 enum eif_error eif_pcr_extend_zero(const uint8_t digest[EIF_PCR_SIZE], uint8_t pcr[EIF_PCR_SIZE]);
 

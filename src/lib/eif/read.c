@@ -344,15 +344,15 @@ static enum eif_error check_section(const uint8_t *h, unsigned i, const uint8_t 
 	return EIF_OK;
 }
 
-static enum eif_error parse(struct source *src, unsigned flags, struct eif_image *img,
-                            struct cl_diag *d)
+static enum eif_error parse(struct source *src, unsigned flags, const struct eif_measurer *meas,
+                            struct eif_image *img, struct cl_diag *d)
 {
 	struct eif_stream hs = { 0 };
 	uint8_t hdr[EIF_HEADER_SIZE];
 	uint64_t chunk = 0;
 	const uint8_t *p;
 	enum eif_error err;
-	bool measure = flags & EIF_PARSE_MEASURE;
+	const struct eif_measurer *m = flags & EIF_PARSE_MEASURE ? meas : NULL;
 	uint64_t off;
 	uLong crc;
 	size_t got;
@@ -371,8 +371,12 @@ static enum eif_error parse(struct source *src, unsigned flags, struct eif_image
 	memcpy(hdr, p, EIF_HEADER_SIZE);
 	if ((err = check_header(hdr, src->size, img, d)))
 		return err;
-	if (measure && (err = eif_stream_init(&hs, src->size))) {
-		eif_stream_free(&hs);
+	if ((flags & EIF_PARSE_MEASURE) && !m) {
+		cl_diag_set(d, "this parse cannot measure (no measurer)");
+		return EIF_ERR_INVALID_ARG;
+	}
+	if (m && (err = m->init(&hs, src->size))) {
+		m->free(&hs);
 		return err;
 	}
 
@@ -417,7 +421,7 @@ static enum eif_error parse(struct source *src, unsigned flags, struct eif_image
 			}
 		}
 		/* the hashing thread must be idle when the streams are re-targeted */
-		if (measure && (err = eif_stream_section(&hs, s->type)))
+		if (m && (err = m->section(&hs, s->type)))
 			goto fail;
 		for (done = 0; done < s->size; done += got) {
 			uint64_t left = s->size - done;
@@ -427,14 +431,14 @@ static enum eif_error parse(struct source *src, unsigned flags, struct eif_image
 			uint8_t *slot = src->ring[chunk % EIF_PIPE_DEPTH];
 
 			/* the ring slot is free once the chunk that last used it is hashed */
-			if (measure && (err = eif_stream_slot_free(&hs, slot_no)))
+			if (m && (err = m->slot_free(&hs, slot_no)))
 				goto fail;
 			if ((err = source_get(src, s->data_offset + done, want, slot, EIF_IO_CHUNK,
 			                      &p, &got, d)))
 				goto fail;
 			chunk++;
 			crc = crc32_z(crc, p, got);
-			if (measure && (err = eif_stream_feed(&hs, slot_no, p, got)))
+			if (m && (err = m->feed(&hs, slot_no, p, got)))
 				goto fail;
 			if (capture)
 				memcpy(capture + done, p, got);
@@ -477,19 +481,11 @@ static enum eif_error parse(struct source *src, unsigned flags, struct eif_image
 		err = EIF_ERR_CRC;
 		goto fail;
 	}
-	if (measure) {
-		if ((err = eif_stream_final(&hs, &img->meas)))
+	if (m) {
+		if ((err = m->final(&hs, &img->meas)))
 			goto fail;
 		if (img->signature >= 0) {
-			uint8_t *pem = NULL, *cose = NULL;
-			size_t pem_len = 0, cose_len = 0;
-
-			err = eif_signature_section_decode(img->signature_data, img->signature_len,
-			                                   &pem, &pem_len, &cose, &cose_len, d);
-			if (!err)
-				err = eif_pcr8_of_pem(pem, pem_len, img->meas.pcr8, d);
-			free(pem);
-			free(cose);
+			err = m->pcr8(img->signature_data, img->signature_len, img->meas.pcr8, d);
 			if (err) {
 				cl_diag_prefix(d, "section %d (signature) at 0x%" PRIx64,
 				               img->signature,
@@ -499,11 +495,12 @@ static enum eif_error parse(struct source *src, unsigned flags, struct eif_image
 			img->meas.has_pcr8 = true;
 		}
 		img->measured = true;
-		eif_stream_free(&hs);
+		m->free(&hs);
 	}
 	return EIF_OK;
 fail:
-	eif_stream_free(&hs);
+	if (m)
+		m->free(&hs);
 	eif_image_release(img);
 	return err;
 }
@@ -518,18 +515,26 @@ void eif_image_release(struct eif_image *img)
 	img->metadata_len = img->signature_len = 0;
 }
 
-enum eif_error eif_parse_buffer(const uint8_t *buf, size_t len, unsigned flags,
-                                struct eif_image *out, struct cl_diag *d)
+enum eif_error eif_parse_buffer_with(const uint8_t *buf, size_t len, unsigned flags,
+                                     const struct eif_measurer *m, struct eif_image *out,
+                                     struct cl_diag *d)
 {
 	static const uint8_t empty[1];
 	struct source src = { .mem = buf ? buf : empty, .fd = -1, .size = len };
 
 	if (!out || (!buf && len))
 		return EIF_ERR_INVALID_ARG;
-	return parse(&src, flags, out, d);
+	return parse(&src, flags, m, out, d);
 }
 
-enum eif_error eif_read_fd(int fd, unsigned flags, struct eif_image *out, struct cl_diag *d)
+enum eif_error eif_parse_layout(const uint8_t *buf, size_t len, unsigned flags,
+                                struct eif_image *out, struct cl_diag *d)
+{
+	return eif_parse_buffer_with(buf, len, flags, NULL, out, d);
+}
+
+enum eif_error eif_read_fd_with(int fd, unsigned flags, const struct eif_measurer *m,
+                                struct eif_image *out, struct cl_diag *d)
 {
 	struct source src = { .fd = fd };
 	enum eif_error err;
@@ -552,28 +557,8 @@ enum eif_error eif_read_fd(int fd, unsigned flags, struct eif_image *out, struct
 			err = EIF_ERR_NOMEM;
 	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 	if (!err)
-		err = parse(&src, flags, out, d);
+		err = parse(&src, flags, m, out, d);
 	for (unsigned i = 0; i < EIF_PIPE_DEPTH; i++)
 		free(src.ring[i]);
-	return err;
-}
-
-enum eif_error eif_read_file(const char *path, unsigned flags, struct eif_image *out,
-                             struct cl_diag *d)
-{
-	enum eif_error err;
-	int fd;
-
-	if (!path || !out)
-		return EIF_ERR_INVALID_ARG;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		cl_diag_set(d, "cannot open '%s': %s", path, strerror(errno));
-		return EIF_ERR_IO;
-	}
-	err = eif_read_fd(fd, flags, out, d);
-	close(fd);
-	if (err)
-		cl_diag_prefix(d, "%s", path);
 	return err;
 }

@@ -108,17 +108,6 @@ static uint8_t *dup_bytes(const uint8_t *p, size_t n)
 	return c;
 }
 
-bool nsm_parent_value_valid(const char *s)
-{
-	size_t n = 0;
-
-	for (; s[n]; n++)
-		if ((unsigned char)s[n] < 0x21 || (unsigned char)s[n] > 0x7e ||
-		    n >= NSM_PARENT_VALUE_MAX)
-			return false;
-	return n > 0;
-}
-
 /* PCR3/PCR4 input @v (NULL: none) is usable; else @d names it. */
 static bool parent_value_ok(const char *v, int pcr, struct cl_diag *d)
 {

@@ -3,15 +3,17 @@
 
 #include "vmm/devices/nsm.h"
 
-void virtio_nsm_init(struct virtio_nsm *dev, struct nsm_state *nsm)
+void virtio_nsm_init(struct virtio_nsm *dev, const struct nsm_backend *be, void *nsm)
 {
 	memset(dev, 0, sizeof(*dev));
+	dev->be = be;
 	dev->nsm = nsm;
 }
 
 void virtio_nsm_destroy(struct virtio_nsm *dev)
 {
-	nsm_state_free(dev->nsm);
+	if (dev->nsm)
+		dev->be->close(dev->nsm);
 	dev->nsm = NULL;
 }
 
@@ -30,14 +32,14 @@ static int64_t answer(struct virtio_nsm *dev, struct virtio_mmio_dev *t,
 {
 	size_t cap = c->in_len < NSM_RESPONSE_MAX ? (size_t)c->in_len : NSM_RESPONSE_MAX;
 	size_t len = 0;
-	enum nsm_error err;
+	int err;
 
-	err = nsm_handle_request(dev->nsm, dev->req, dev->pending_len, dev->resp, cap, &len);
-	if (err != NSM_OK)
+	err = dev->be->handle(dev->nsm, dev->req, dev->pending_len, dev->resp, cap, &len);
+	if (err)
 		return virtio_mmio_fail(t,
 		                        "cannot answer into a %llu-byte buffer: %s "
 		                        "(the driver gives 0x3000)",
-		                        (unsigned long long)c->in_len, nsm_strerror(err));
+		                        (unsigned long long)c->in_len, dev->be->strerror(err));
 	virtq_chain_write(c, 0, dev->resp, len);
 	dev->requests++;
 	return (int64_t)len;
