@@ -336,3 +336,52 @@ audit_released() {
 		fail "AUDIT $label: $(echo "$problems" | paste -sd ';' -)"
 	fi
 }
+
+# e2e_nitro_dir NAME: a fresh w=$work/NAME holding nitro-cli's sockets and logs and a CA of its
+# own (NITRO_CLI_SOCKETS_PATH, NITRO_CLI_LOGS_PATH, CLOISTER_CA_DIR exported).
+e2e_nitro_dir() {
+	w=$work/$1
+	rm -rf "$w" && mkdir -p "$w" || exit 1
+	export NITRO_CLI_SOCKETS_PATH=$w/run NITRO_CLI_LOGS_PATH=$w/log CLOISTER_CA_DIR=$w/ca
+	"$cloister" ca init >/dev/null || { fail "cloister ca init"; finish; }
+}
+
+# demo_monitor_start DIR EIF ENCLAVE_ID CID [MONITOR ARGS...]: cloister-monitor with an NSM
+# boots a demo image (scripts/build-demo-image.sh), its vsock at DIR/enclave.vsock and its
+# output in DIR/monitor.{out,err}; waits for the heartbeat and for the app on vsock port 5000
+# (scripts/demo-lib.sh's forwarder). Non-zero, after a FAIL line, if either never comes.
+# DEMO_MON_PID is the monitor; demo_monitor_stop ends it and the forwarder.
+DEMO_MON_PID=
+demo_monitor_start() {
+	local dir=$1 img=$2 id=$3 cid=$4
+	shift 4
+	rm -f "$dir/booted"
+	"$monitor" --eif "$img" --memory 256 --cpu-count 1 --cid "$cid" \
+		--vsock-uds "$dir/enclave.vsock" --heartbeat-timeout 180 --booted-fd 3 \
+		--enclave-id "$id" "$@" 3>"$dir/booted" >"$dir/monitor.out" 2>"$dir/monitor.err" &
+	DEMO_MON_PID=$!
+	for _ in $(seq 1800); do
+		grep -q booted "$dir/booted" 2>/dev/null && break
+		kill -0 "$DEMO_MON_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	if ! grep -q booted "$dir/booted" 2>/dev/null; then
+		fail "enclave $id did not boot: $(tail -3 "$dir/monitor.err")"
+		return 1
+	fi
+	DEMO_FWD_LOG=$dir/forward.err
+	demo_forward_start --uds "$dir/enclave.vsock" || { fail "cloister vsock-forward"; return 1; }
+	if ! demo_wait 120 >/dev/null; then
+		fail "the demo app never answered on vsock port 5000"
+		tail -20 "$dir/console.log" 2>/dev/null
+		return 1
+	fi
+}
+
+demo_monitor_stop() {
+	demo_forward_stop
+	[ -n "$DEMO_MON_PID" ] || return 0
+	kill "$DEMO_MON_PID" 2>/dev/null
+	wait "$DEMO_MON_PID" 2>/dev/null
+	DEMO_MON_PID=
+}

@@ -31,6 +31,17 @@ for method in k:10:keyboard a:10:0xcf9 pci:10:0xcf9 t:11:triple; do
 	fi
 done
 
+# kill_after_init OUT PID SIGNAL: once the test init says it is reached in OUT (or after 60 s),
+# send SIGNAL to the monitor PID; returns its exit status.
+kill_after_init() {
+	for _ in $(seq 1 120); do
+		grep -q "init reached" "$1" && break
+		sleep 0.5
+	done
+	kill "-$3" "$2"
+	wait "$2"
+}
+
 image_args "console=ttyS0 panic=-1 reboot=k quiet e2e_end=hang" "$kernel" "$work/initrd.cpio" ||
 	{ fail "cannot build the EIF"; finish; }
 # The last two CPUs we may use, in descending order, so vCPU i ↔ i-th listed CPU is not the
@@ -47,12 +58,7 @@ ready=$(timeout 60 cat "$work/ready.fifo")
 # not hide a RAM that was not pre-faulted.
 check_guest_ram "$pid" 256
 check_vcpu_pinning "$pid" "${cpus[@]}"
-for _ in $(seq 1 120); do
-	grep -q "init reached" "$work/term.out" && break
-	sleep 0.5
-done
-kill -TERM "$pid"
-wait "$pid"
+kill_after_init "$work/term.out" "$pid" TERM
 rc=$?
 if [ "$rc" -eq 14 ] && grep -q "enclave ended: terminated" "$work/term.err"; then
 	pass "SIGTERM: exit 14"
@@ -81,12 +87,7 @@ echo "$cores/core.%p" >/proc/sys/kernel/core_pattern && echo 0 >/proc/sys/fs/sui
 	exec "$monitor" "${IMAGE_ARGS[@]}" --memory 256 --cpu-count 1 --debug-mode
 ) >"$work/abrt.out" 2>"$work/abrt.err" &
 pid=$!
-for _ in $(seq 1 120); do
-	grep -q "init reached" "$work/abrt.out" && break
-	sleep 0.5
-done
-kill -ABRT "$pid"
-wait "$pid"
+kill_after_init "$work/abrt.out" "$pid" ABRT
 rc=$?
 echo "$old_pattern" >/proc/sys/kernel/core_pattern
 echo "$old_suid" >/proc/sys/fs/suid_dumpable

@@ -43,42 +43,14 @@ pcr0=$(pcr_of "$eif" 0) && pcr1=$(pcr_of "$eif" 1) && pcr2=$(pcr_of "$eif" 2) ||
 zero48=$(printf '0%.0s' $(seq 96))
 
 ensure_hugepages 512
-uds=$at/enclave.vsock
-mon_pid=
-stop_enclave() {
-	demo_forward_stop
-	[ -n "$mon_pid" ] || return 0
-	kill "$mon_pid" 2>/dev/null
-	wait "$mon_pid" 2>/dev/null
-	mon_pid=
-}
-trap stop_enclave EXIT
+trap demo_monitor_stop EXIT
 
 # start_enclave EIF ENCLAVE_ID [MONITOR ARGS...]: boot, wait for the heartbeat and the app.
 start_enclave() {
 	local img=$1 id=$2
 	shift 2
-	rm -f "$at/booted" "$at/console.log"
-	"$monitor" --eif "$img" --memory 256 --cpu-count 1 --cid 17 --vsock-uds "$uds" \
-		--heartbeat-timeout 180 --booted-fd 3 --enclave-id "$id" "$@" \
-		3>"$at/booted" >"$at/monitor.out" 2>"$at/monitor.err" &
-	mon_pid=$!
-	for _ in $(seq 1800); do
-		grep -q booted "$at/booted" 2>/dev/null && break
-		kill -0 "$mon_pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	if ! grep -q booted "$at/booted" 2>/dev/null; then
-		fail "enclave $id did not boot: $(tail -3 "$at/monitor.err")"
-		return 1
-	fi
-	DEMO_FWD_LOG=$at/forward.err
-	demo_forward_start --uds "$uds" || { fail "cloister vsock-forward"; return 1; }
-	if ! demo_wait 120 >/dev/null; then
-		fail "the demo app never answered on vsock port 5000"
-		tail -20 "$at/console.log" 2>/dev/null
-		return 1
-	fi
+	rm -f "$at/console.log"
+	demo_monitor_start "$at" "$img" "$id" 17 "$@"
 }
 
 # verify DOC [ARGS...]: cloister verify-attestation against our root; sets $vrc, $vout and
@@ -169,9 +141,9 @@ if start_enclave "$eif" "$id"; then
 
 	demo_req QUIT >/dev/null
 	demo_forward_stop
-	wait "$mon_pid"
+	wait "$DEMO_MON_PID"
 	rc=$?
-	mon_pid=
+	DEMO_MON_PID=
 	[ "$rc" -eq 0 ] && pass "the app quit, the enclave powered off (monitor exit 0)" ||
 		fail "monitor exit $rc after QUIT: $(tail -3 "$at/monitor.err")"
 fi
@@ -198,7 +170,7 @@ if start_enclave "$meif" "$id" --debug-mode --console "$at/console.log"; then
 		fail "measured launch: PCR16 '$out', build-enclave predicted '$want16'"
 	demo_req QUIT >/dev/null
 	demo_forward_stop
-	wait "$mon_pid"
-	mon_pid=
+	wait "$DEMO_MON_PID"
+	DEMO_MON_PID=
 fi
 finish

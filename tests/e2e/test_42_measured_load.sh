@@ -14,10 +14,7 @@
 
 . "$top/scripts/demo-lib.sh"
 DEMO_CLI=$cloister
-w=$work/measured-load
-rm -rf "$w" && mkdir -p "$w" || exit 1
-export NITRO_CLI_SOCKETS_PATH=$w/run NITRO_CLI_LOGS_PATH=$w/log CLOISTER_CA_DIR=$w/ca
-"$cloister" ca init >/dev/null || { fail "cloister ca init"; finish; }
+e2e_nitro_dir measured-load
 
 first=$(bash "$top/scripts/build-demo-image.sh" "$build" 2>"$w/build.err") ||
 	{ fail "build the demo image: $(tail -3 "$w/build.err")"; finish; }

@@ -12,10 +12,7 @@
 
 . "$top/scripts/demo-lib.sh"
 DEMO_CLI=$cloister
-w=$work/signed-image
-rm -rf "$w" && mkdir -p "$w" || exit 1
-export NITRO_CLI_SOCKETS_PATH=$w/run NITRO_CLI_LOGS_PATH=$w/log CLOISTER_CA_DIR=$w/ca
-"$cloister" ca init >/dev/null || { fail "cloister ca init"; finish; }
+e2e_nitro_dir signed-image
 
 demo=$(bash "$top/scripts/build-demo-image.sh" "$build" 2>"$w/build.err") ||
 	{ fail "build the demo image: $(tail -3 "$w/build.err")"; finish; }
@@ -60,32 +57,8 @@ else
 	finish
 fi
 
-ensure_hugepages 256
-uds=$w/enclave.vsock
-mon_pid=
-stop_enclave() {
-	demo_forward_stop
-	[ -n "$mon_pid" ] || return 0
-	kill "$mon_pid" 2>/dev/null
-	wait "$mon_pid" 2>/dev/null
-	mon_pid=
-}
-trap 'stop_enclave; "$cloister" allocator --config "$w/allocator.yaml" --release >/dev/null 2>&1' EXIT
-
-# --- the forged image in cloister-monitor: refused before it runs
-rm -f "$w/booted"
-timeout 300 "$monitor" --eif "$w/forged.eif" --memory 256 --cpu-count 1 --cid 43 \
-	--vsock-uds "$uds" --heartbeat-timeout 180 --booted-fd 3 \
-	--enclave-id "i-0000000000000043-enc$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')" \
-	3>"$w/booted" >"$w/forged.out" 2>"$w/forged.err"
-rc=$?
-if [ "$rc" -eq 5 ] && grep -q "signature" "$w/forged.err" && ! grep -q booted "$w/booted"; then
-	pass "cloister-monitor refuses the forged image (exit 5): $(grep -m1 signature "$w/forged.err")"
-else
-	fail "cloister-monitor on the forged image: exit $rc, booted: $(cat "$w/booted"): $(tail -3 "$w/forged.err")"
-fi
-
-# --- the same through run-enclave: E59, and the pool is whole again
+# --- run-enclave: E59, and the pool is whole again (first: the pool reserves its own hugepages)
+trap 'demo_monitor_stop; "$cloister" allocator --config "$w/allocator.yaml" --release >/dev/null 2>&1' EXIT
 ncpu=$(nproc)
 printf -- '---\nmemory_mib: 256\ncpu_pool: 1-%d\n' $((ncpu - 1)) >"$w/allocator.yaml"
 "$cloister" allocator --config "$w/allocator.yaml" >"$w/alloc.out" 2>&1 ||
@@ -105,24 +78,26 @@ fi
 	fail "after the refusal: describe-enclaves $(cat "$w/describe.json"), free hugepages $(free_hugepages) (were $free_before)"
 "$cloister" allocator --config "$w/allocator.yaml" --release >/dev/null 2>&1
 
-# --- the signed image boots; its NSM carries PCR8
 ensure_hugepages 256
+uds=$w/enclave.vsock
+
+# --- cloister-monitor: the forged image is refused before it runs
 rm -f "$w/booted"
-"$monitor" --eif "$w/signed.eif" --memory 256 --cpu-count 1 --cid 45 --vsock-uds "$uds" \
-	--heartbeat-timeout 180 --booted-fd 3 \
+timeout 300 "$monitor" --eif "$w/forged.eif" --memory 256 --cpu-count 1 --cid 43 \
+	--vsock-uds "$uds" --heartbeat-timeout 180 --booted-fd 3 \
 	--enclave-id "i-0000000000000043-enc$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')" \
-	3>"$w/booted" >"$w/signed.out" 2>"$w/signed.err" &
-mon_pid=$!
-for _ in $(seq 1800); do
-	grep -q booted "$w/booted" 2>/dev/null && break
-	kill -0 "$mon_pid" 2>/dev/null || break
-	sleep 0.1
-done
-grep -q booted "$w/booted" 2>/dev/null || { fail "the signed image did not boot: $(tail -3 "$w/signed.err")"; finish; }
+	3>"$w/booted" >"$w/forged.out" 2>"$w/forged.err"
+rc=$?
+if [ "$rc" -eq 5 ] && grep -q "signature" "$w/forged.err" && ! grep -q booted "$w/booted"; then
+	pass "cloister-monitor refuses the forged image (exit 5): $(grep -m1 signature "$w/forged.err")"
+else
+	fail "cloister-monitor on the forged image: exit $rc, booted: $(cat "$w/booted"): $(tail -3 "$w/forged.err")"
+fi
+
+# --- the signed image boots; its NSM carries PCR8
+demo_monitor_start "$w" "$w/signed.eif" \
+	"i-0000000000000043-enc$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')" 45 || finish
 pass "the signed image boots with an NSM"
-DEMO_FWD_LOG=$w/forward.err
-demo_forward_start --uds "$uds" || { fail "cloister vsock-forward"; finish; }
-demo_wait 120 >/dev/null || { fail "the demo app never answered on vsock port 5000"; finish; }
 read -r inside _ < <(demo_req "PCR 8")
 [ "$inside" = "$pcr8" ] && pass "DescribePCR 8 in the enclave = describe-eif's PCR8" ||
 	fail "DescribePCR 8: '$inside', want $pcr8"
