@@ -13,10 +13,10 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "lib/nsm/device.h"
 #include "lib/util/file.h"
 #include "lib/util/log.h"
 #include "lib/vsock/vsock.h"
-#include "lib/nsm/device.h"
 #include "vmm/monitor.h"
 #include "vmm/sandbox/seccomp.h"
 

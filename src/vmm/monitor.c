@@ -363,18 +363,84 @@ static enum vmm_err load_file(struct monitor *m, const char *path, int fd, uint6
 	return VMM_OK;
 }
 
+/* Milliseconds since @t0 (CLOCK_MONOTONIC), for the debug log of where launch time goes. */
+static double ms_since(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)(t.tv_sec - t0->tv_sec) * 1e3 + (double)(t.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+/*
+ * The enclave's NSM (--enclave-id): the module parses and measures the EIF where the guest will
+ * boot it (guest memory, before any vCPU runs and before boot_setup() lays anything over the
+ * image) into @ei, refuses a signed image whose signature does not hold, and mints the leaf
+ * key; then the virtio-nsm device serves it.
+ */
+static enum vmm_err setup_nsm(struct monitor *m, const uint8_t *buf, uint64_t size,
+                              struct eif_image *ei, struct cl_diag *d)
+{
+	const struct nsm_backend_config nc = {
+		.ca_dir = m->cfg.ca_dir,
+		.module_id = m->cfg.enclave_id,
+		.parent_role = m->cfg.parent_role,
+		.parent_id = m->cfg.parent_id,
+		.debug_mode = m->cfg.debug_mode,
+	};
+	const struct nsm_backend *be = nsm_backend_load(d);
+	struct timespec t0;
+	enum vmm_err ve;
+	void *st = NULL;
+
+	if (!be)
+		return VMM_ERR_INTERNAL;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	switch (be->open(&nc, buf, (size_t)size, &st, ei, d)) {
+	case NSM_BACKEND_OK:
+		break;
+	case NSM_BACKEND_IMAGE:
+		cl_diag_prefix(d, "%s", m->cfg.eif_path);
+		return VMM_ERR_IMAGE;
+	case NSM_BACKEND_SIGNATURE:
+		cl_diag_prefix(d, "%s", m->cfg.eif_path);
+		return VMM_ERR_SIGNATURE;
+	default:
+		cl_diag_prefix(d, "setting up the enclave's NSM");
+		return VMM_ERR_HOST;
+	}
+	m->meas = ei->meas;
+	m->nsm = calloc(1, sizeof(*m->nsm));
+	if (!m->nsm) {
+		be->close(st);
+		eif_image_release(ei);
+		cl_diag_set(d, "out of memory");
+		return VMM_ERR_INTERNAL;
+	}
+	virtio_nsm_init(m->nsm, be, st);
+	cl_debug("NSM: image measured, leaf key minted: %.1f ms", ms_since(&t0));
+	if ((ve = add_virtio(m, &virtio_nsm_ops, m->nsm, d))) {
+		eif_image_release(ei);
+		return ve;
+	}
+	return VMM_OK;
+}
+
 /* Find the boot pieces of the EIF now at LAYOUT_EIF_ADDR, parsing it from guest memory. */
 static enum vmm_err image_from_eif(struct monitor *m, uint64_t size, struct boot_image *img,
                                    struct cl_diag *d)
 {
 	const uint8_t *buf = gpa_translate(&m->vm.mem, LAYOUT_EIF_ADDR, size);
 	struct eif_image ei;
-	enum eif_error e;
+	enum vmm_err ve;
 
-	/* Not measured here: the NSM module measures the same bytes when the enclave gets an NSM
-	 * (setup_nsm); without one, no SHA-384 is spent and no libcrypto loaded. */
-	e = eif_parse_layout(buf, size, 0, &ei, d);
-	if (e != EIF_OK) {
+	/* One parse: with an NSM the module's, measured; without one no SHA-384 is spent and no
+	 * libcrypto loaded. */
+	if (m->cfg.enclave_id) {
+		ve = setup_nsm(m, buf, size, &ei, d);
+		if (ve)
+			return ve;
+	} else if (eif_parse_layout(buf, size, 0, &ei, d) != EIF_OK) {
 		cl_diag_prefix(d, "%s", m->cfg.eif_path);
 		return VMM_ERR_IMAGE;
 	}
@@ -540,15 +606,6 @@ static enum vmm_err check_host(struct cl_diag *d)
 	return VMM_ERR_HOST;
 }
 
-/* Milliseconds since @t0 (CLOCK_MONOTONIC), for the debug log of where launch time goes. */
-static double ms_since(const struct timespec *t0)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)(t.tv_sec - t0->tv_sec) * 1e3 + (double)(t.tv_nsec - t0->tv_nsec) / 1e6;
-}
-
 static enum vmm_err check_config(const struct monitor_config *c, struct cl_diag *d)
 {
 	if (c->enclave_id && !c->eif_path) {
@@ -610,50 +667,6 @@ static enum vmm_err create_vcpus(struct monitor *m, struct cl_diag *d)
 			return e;
 	}
 	return cpu_set_boot_state(m->vcpu[0].fd, &m->boot, d);
-}
-
-/*
- * The enclave's NSM (--enclave-id): the module measures the EIF where the guest will boot it
- * (guest memory, before any vCPU runs and before boot_setup() lays anything over the image),
- * refuses a signed image whose signature does not hold, and mints the leaf key; then the
- * virtio-nsm device serves it.
- */
-static enum vmm_err setup_nsm(struct monitor *m, const struct boot_image *img, struct cl_diag *d)
-{
-	const struct nsm_backend_config nc = {
-		.ca_dir = m->cfg.ca_dir,
-		.module_id = m->cfg.enclave_id,
-		.parent_role = m->cfg.parent_role,
-		.parent_id = m->cfg.parent_id,
-		.debug_mode = m->cfg.debug_mode,
-	};
-	const struct nsm_backend *be = nsm_backend_load(d);
-	const uint8_t *eif = gpa_translate(&m->vm.mem, img->image.gpa, img->image.len);
-	void *st = NULL;
-
-	if (!be)
-		return VMM_ERR_INTERNAL;
-	switch (be->open(&nc, eif, (size_t)img->image.len, &st, &m->meas, d)) {
-	case NSM_BACKEND_OK:
-		break;
-	case NSM_BACKEND_IMAGE:
-		cl_diag_prefix(d, "%s", m->cfg.eif_path);
-		return VMM_ERR_IMAGE;
-	case NSM_BACKEND_SIGNATURE:
-		cl_diag_prefix(d, "%s", m->cfg.eif_path);
-		return VMM_ERR_SIGNATURE;
-	default:
-		cl_diag_prefix(d, "setting up the enclave's NSM");
-		return VMM_ERR_HOST;
-	}
-	m->nsm = calloc(1, sizeof(*m->nsm));
-	if (!m->nsm) {
-		be->close(st);
-		cl_diag_set(d, "out of memory");
-		return VMM_ERR_INTERNAL;
-	}
-	virtio_nsm_init(m->nsm, be, st);
-	return add_virtio(m, &virtio_nsm_ops, m->nsm, d);
 }
 
 enum vmm_err monitor_create(struct monitor **out, const struct monitor_config *cfg,
@@ -725,12 +738,6 @@ enum vmm_err monitor_create(struct monitor **out, const struct monitor_config *c
 	if (e)
 		goto fail;
 	cl_debug("image loaded and parsed: %.1f ms", ms_since(&t0));
-	if (cfg->enclave_id) {
-		e = setup_nsm(m, &img, d);
-		if (e)
-			goto fail;
-		cl_debug("NSM ready: %.1f ms", ms_since(&t0));
-	}
 
 	if (cfg->cid) {
 		e = add_vsock(m, d);

@@ -88,7 +88,8 @@ static void test_nsm_backend_measures_what_it_is_given(void **state)
 		                          'C',  'R',  0xa1, 0x65, 'i', 'n', 'd', 'e', 'x', 0x00 };
 	struct nsm_backend_config cfg = { .ca_dir = ca_dir, .module_id = "i-0-enc01" };
 	const struct nsm_backend *b = nsm_backend_load(NULL);
-	struct eif_measurements built, got;
+	struct eif_measurements built;
+	struct eif_image got;
 	struct cl_diag d = { "" };
 	uint8_t resp[0x3000];
 	size_t len, n = 0;
@@ -100,15 +101,17 @@ static void test_nsm_backend_measures_what_it_is_given(void **state)
 	if (b->open(&cfg, eif, len, &st, &got, &d) != NSM_BACKEND_OK)
 		fail_msg("open: %s", d.msg);
 	assert_non_null(st);
-	assert_memory_equal(got.pcr0, built.pcr0, EIF_PCR_SIZE);
-	assert_memory_equal(got.pcr1, built.pcr1, EIF_PCR_SIZE);
-	assert_memory_equal(got.pcr2, built.pcr2, EIF_PCR_SIZE);
-	assert_false(got.has_pcr8);
+	assert_true(got.measured);
+	assert_memory_equal(got.meas.pcr0, built.pcr0, EIF_PCR_SIZE);
+	assert_memory_equal(got.meas.pcr1, built.pcr1, EIF_PCR_SIZE);
+	assert_memory_equal(got.meas.pcr2, built.pcr2, EIF_PCR_SIZE);
+	assert_false(got.meas.has_pcr8);
 	/* the state serves the same PCR0 to the guest: {"DescribePCR": {"lock": true, "data": …}} */
 	assert_int_equal(
 	        b->handle(st, describe_pcr0, sizeof(describe_pcr0), resp, sizeof(resp), &n), 0);
 	assert_non_null(memmem(resp, n, built.pcr0, EIF_PCR_SIZE));
 	b->close(st);
+	eif_image_release(&got);
 	free(eif);
 }
 
@@ -116,7 +119,8 @@ static void test_nsm_backend_refuses_what_is_not_an_eif(void **state)
 {
 	struct nsm_backend_config cfg = { .ca_dir = ca_dir, .module_id = "i-0-enc02" };
 	const struct nsm_backend *b = nsm_backend_load(NULL);
-	struct eif_measurements built, got;
+	struct eif_measurements built;
+	struct eif_image got;
 	struct cl_diag d = { "" };
 	size_t len;
 	uint8_t *eif = make_eif(&len, &built);

@@ -11,7 +11,6 @@
 #include <unistd.h>
 
 #include "lib/eif/internal.h"
-#include "lib/util/log.h"
 
 static enum eif_error pcr8_of_section(const uint8_t *section, size_t len,
                                       uint8_t pcr8[EIF_PCR_SIZE], struct cl_diag *d)

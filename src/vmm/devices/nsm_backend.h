@@ -39,12 +39,14 @@ enum nsm_backend_err {
 struct nsm_backend {
 	unsigned abi; /* NSM_BACKEND_ABI */
 	/*
-	 * Measure the EIF at @eif (@len bytes: the copy in guest memory, before any vCPU runs),
-	 * check a signed image's signature, mint the enclave's leaf key from the CA and build the
-	 * device state (*@state). Fills *@meas with the raw measurements.
+	 * Parse and measure the EIF at @eif (@len bytes: the copy in guest memory, before any
+	 * vCPU runs) into *@img (release with eif_image_release()), check a signed image's
+	 * signature, mint the enclave's leaf key from the CA and build the device state
+	 * (*@state). The monitor lays the boot out from the same parse; *@img->meas holds the
+	 * raw measurements.
 	 */
 	enum nsm_backend_err (*open)(const struct nsm_backend_config *cfg, const uint8_t *eif,
-	                             size_t len, void **state, struct eif_measurements *meas,
+	                             size_t len, void **state, struct eif_image *img,
 	                             struct cl_diag *d);
 	/* nsm_handle_request() on the state: 0 or a host-side error, named by strerror. */
 	int (*handle)(void *state, const uint8_t *req, size_t req_len, uint8_t *resp,

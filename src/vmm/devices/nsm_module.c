@@ -9,7 +9,7 @@
 #include "vmm/devices/nsm_backend.h"
 
 static enum nsm_backend_err backend_open(const struct nsm_backend_config *cfg, const uint8_t *eif,
-                                         size_t len, void **state, struct eif_measurements *meas,
+                                         size_t len, void **state, struct eif_image *img,
                                          struct cl_diag *d)
 {
 	struct nsm_enclave_config nc = {
@@ -20,24 +20,23 @@ static enum nsm_backend_err backend_open(const struct nsm_backend_config *cfg, c
 		.debug_mode = cfg->debug_mode,
 	};
 	struct nsm_state *st = NULL;
-	struct eif_image img;
 
 	*state = NULL;
-	if (eif_parse_buffer(eif, len, EIF_PARSE_MEASURE, &img, d) != EIF_OK)
+	if (eif_parse_buffer(eif, len, EIF_PARSE_MEASURE, img, d) != EIF_OK)
 		return NSM_BACKEND_IMAGE;
 	/* A signed image's PCR8 names its signer: only if the signature holds for this image
 	 * (it signs this PCR0, with the certificate's key, which is valid now). Otherwise anyone
 	 * could copy a vendor's signature section onto their own image and attest with the
 	 * vendor's PCR8. nitro-cli's run-enclave refuses such an image with E59. */
-	if (eif_signature_verify(&img, d) != EIF_OK) {
-		eif_image_release(&img);
+	if (eif_signature_verify(img, d) != EIF_OK) {
+		eif_image_release(img);
 		return NSM_BACKEND_SIGNATURE;
 	}
-	*meas = img.meas;
-	eif_image_release(&img);
-	nc.meas = meas;
-	if (nsm_enclave_new(&nc, &st, d) != NSM_OK)
+	nc.meas = &img->meas;
+	if (nsm_enclave_new(&nc, &st, d) != NSM_OK) {
+		eif_image_release(img);
 		return NSM_BACKEND_SETUP;
+	}
 	*state = st;
 	return NSM_BACKEND_OK;
 }
