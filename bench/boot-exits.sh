@@ -20,7 +20,7 @@ T=/sys/kernel/tracing
 
 /usr/bin/python3 - "$runs" "$work" "$kernel" "$cmdline" "$build/src/vmm/cloister-monitor" \
 	"$top/tests/e2e/lib/microvm.sh" "$top" "$T" <<'PY'
-import json, os, re, statistics, subprocess, sys, time
+import json, os, re, statistics, sys
 
 runs, work, kernel, cmdline, monitor, microvm, top, T = sys.argv[1:9]
 runs = int(runs)

@@ -21,7 +21,7 @@ bench_hugepages 128 || true # the monitor says what is missing
 
 /usr/bin/python3 - "$runs" "$work" "$kernel" "$cmdline" "$build/src/vmm/cloister-monitor" \
 	"$top/tests/e2e/lib/microvm.sh" "$top" <<'PY'
-import json, os, statistics, subprocess, sys, time
+import json, os, statistics, sys
 
 runs, work, kernel, cmdline, monitor, microvm, top = sys.argv[1:8]
 runs = int(runs)
