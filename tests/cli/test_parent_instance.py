@@ -8,7 +8,9 @@ Two boots of the parent instance, no more (each costs 15-30 s of CPU under TCG):
   2. a command that sleeps far longer than --timeout: 124, and the QEMU that was running (found
      in the process table while it ran) and its control directory are gone afterwards.
 Failures to start are checked against a stand-in QEMU that records being run, so "nothing
-booted" is observed, not assumed. Without qemu-system-x86_64 the boots are skipped (TAP SKIP).
+booted" is observed, not assumed. So are the boots tried again when QEMU dies or stalls before
+the command starts (TCG's rare assertion failures): stand-ins that abort, exit or hang, and for
+boot 1 one that aborts once and then runs the real QEMU. Without qemu-system-x86_64 the boots are skipped (TAP SKIP).
 Kernels come from scripts/fetch-kernel.sh's cache, as in tests/e2e/run; nothing else is
 fetched."""
 import os
@@ -127,8 +129,77 @@ def start_failures(env, tmpdir, scratch):
     check("no control directory left by the failures", not ctl_dirs(tmpdir), ctl_dirs(tmpdir))
 
 
-def boot_command(env, tmpdir, kdir, work, other):
-    """Boot 1: exit status, both streams, live streaming, work dir rw, host root ro, --env."""
+def fake_qemu(scratch, name, body):
+    """A stand-in QEMU at scratch/name that appends a line to scratch/name.runs per start."""
+    path = os.path.join(scratch, name)
+    with open(path, "w") as f:
+        f.write(f"#!/bin/sh\nulimit -c 0\necho $$ >>'{path}.runs'\n{body}\n")
+    os.chmod(path, 0o755)
+    return path
+
+
+def runs_of(fake):
+    try:
+        with open(fake + ".runs") as f:
+            return [int(x) for x in f.read().split()]
+    except OSError:
+        return []
+
+
+def boot_failures(env, tmpdir, scratch):
+    """QEMU dying or stalling before the command starts: booted again, up to --boot-attempts;
+    QEMU refusing to start (an exit status) is not retried. Nothing is left behind."""
+    def run(fake, args):
+        r = subprocess.run([CLOISTER, "parent-instance", "run"] + args + ["--", "true"],
+                           env=dict(env, CLOISTER_QEMU=fake), cwd=scratch,
+                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+        return r.returncode, r.stderr
+
+    abort = fake_qemu(scratch, "abort-qemu",
+                      'echo "qemu: fake assertion failed" >&2\nkill -ABRT $$')
+    rc, err = run(abort, ["--boot-attempts", "2"])
+    detail = f"rc {rc}, runs {runs_of(abort)}: {err.strip()}"
+    check("QEMU killed by SIGABRT before ready: booted again, 2 attempts, then exit 125",
+          rc == 125 and len(runs_of(abort)) == 2, detail)
+    check("each retry says why, with QEMU's own messages; the end names the signal and the "
+          "attempts", err.count("booting again") == 1 and "fake assertion failed" in err
+          and "signal 6" in err and "each of 2 boot attempts" in err, detail)
+
+    exits = fake_qemu(scratch, "exit-qemu", 'echo "qemu: bad option" >&2\nexit 1')
+    rc, err = run(exits, [])
+    check("QEMU exiting with status 1 is not retried (it would fail the same way): exit 125, "
+          "once, its status and message shown", rc == 125 and len(runs_of(exits)) == 1
+          and "exit status 1" in err and "bad option" in err and "booting again" not in err,
+          f"rc {rc}, runs {runs_of(exits)}: {err.strip()}")
+
+    hang = fake_qemu(scratch, "hang-qemu", "exec sleep 600")
+    rc, err = run(hang, ["--boot-timeout", "1", "--boot-attempts", "3"])
+    pids = runs_of(hang)
+    detail = f"rc {rc}, runs {pids}: {err.strip()}"
+    check("a boot that never gets ready: stopped after --boot-timeout, booted again, 3 "
+          "attempts, exit 125", rc == 125 and len(pids) == 3
+          and err.count("booting again") == 2 and "not ready after 1 s" in err, detail)
+    check("no stalled QEMU is left running", pids and not any(os.path.exists(f"/proc/{p}")
+                                                                for p in pids), detail)
+    rc, err = run(hang, ["--boot-timeout", "0", "--timeout", "2"])
+    check("--boot-timeout 0: only --timeout stops it (exit 124, no retry)",
+          rc == 124 and "booting again" not in err and len(runs_of(hang)) == 4,
+          f"rc {rc}, runs {runs_of(hang)}: {err.strip()}")
+    for args in (["--boot-attempts", "0"], ["--boot-attempts", "11"], ["--boot-timeout", "x"]):
+        rc, err = run(exits, args)
+        check(f"{' '.join(args)} is refused naming the option, QEMU not started",
+              rc == 125 and args[0] in err and len(runs_of(exits)) == 1,
+              f"rc {rc}: {err.strip()}")
+    check("no control directory left by the failed boots", not ctl_dirs(tmpdir), ctl_dirs(tmpdir))
+
+
+def boot_command(env, tmpdir, kdir, work, other, scratch, qemu):
+    """Boot 1: exit status, both streams, live streaming, work dir rw, host root ro, --env;
+    QEMU aborts in the first attempt, as TCG's assertions do, and the second boot runs CMD."""
+    flaky = fake_qemu(scratch, "flaky-qemu",
+                      f'[ "$(wc -l <"$0.runs")" -gt 1 ] && exec "{qemu}" "$@"\n'
+                      'echo "qemu: fake assertion failed" >&2\nkill -ABRT $$')
+    env = dict(env, CLOISTER_QEMU=flaky)
     # Streaming, shown by order rather than by timing: CMD waits (up to 2 min) for a file that
     # we create only once both of its lines have reached us.
     script = ('echo out; echo err >&2; echo "pwd=$(pwd)"; '
@@ -169,6 +240,9 @@ def boot_command(env, tmpdir, kdir, work, other):
           "other=refused" in lines and not os.path.exists(os.path.join(other, "probe")), detail)
     check("--env and CLOISTER_PARENT_INSTANCE=1 reach CMD", "env=hello world:1" in lines, detail)
     check("no control directory left after a normal end", not ctl_dirs(tmpdir), ctl_dirs(tmpdir))
+    check("QEMU aborting before ready was retried: 2 starts, one 'booting again', the second boot ran CMD",
+          len(runs_of(flaky)) == 2 and err.count("booting again") == 1
+          and written == "written-inside\n", f"runs {runs_of(flaky)}\n{detail}")
     return o[1] if o else None
 
 
@@ -203,9 +277,11 @@ def boot_timeout(env, tmpdir, kdir, work, limit):
 
 def run_all(env, tmpdir, scratch, work, other):
     start_failures(env, tmpdir, scratch)
+    boot_failures(env, tmpdir, scratch)
     boots = ["the exit status, streams, work dir and read-only root",
              "--timeout and what it leaves behind"]
-    if not (os.environ.get("CLOISTER_QEMU") or shutil.which("qemu-system-x86_64")):
+    qemu = os.environ.get("CLOISTER_QEMU") or shutil.which("qemu-system-x86_64")
+    if not qemu:
         for b in boots:
             skip(f"boot: {b}", "no qemu-system-x86_64 on this host (scripts/setup.sh installs it)")
         return
@@ -218,7 +294,7 @@ def run_all(env, tmpdir, scratch, work, other):
           kdir and os.path.isdir(kdir), f.stderr.strip())
     if not kdir:
         return
-    t_cmd = boot_command(env, tmpdir, kdir, work, other)
+    t_cmd = boot_command(env, tmpdir, kdir, work, other, scratch, qemu)
     # Long enough that the command has surely started (twice what boot 1 took to reach its
     # command, plus margin), short enough to stay inside scripts/test.sh's 300 s.
     limit = int(min(150, max(60, 2 * (t_cmd or 60) + 20)))

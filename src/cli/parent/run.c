@@ -39,6 +39,10 @@ extern char **environ;
 #define DEFAULT_CPUS 2u
 #define DEFAULT_TIMEOUT_S 1800u
 #define DEFAULT_HUGEPAGES_MIB 512u
+/* L1 is ready 10-40 s after QEMU starts on these machines (longer with the host loaded); a
+ * boot that has not got there in 5 minutes has stalled (seen once: QEMU idle, no progress). */
+#define DEFAULT_BOOT_TIMEOUT_S 300u
+#define DEFAULT_BOOT_ATTEMPTS 3u
 #define MAX_ENV 64
 #define TAIL_BYTES 8192u
 
@@ -52,6 +56,8 @@ struct run_opts {
 	unsigned cpus;
 	unsigned timeout_s;
 	unsigned hugepages_mib;
+	unsigned boot_timeout_s; /* for L1 to reach "ready"; 0 = only --timeout */
+	unsigned boot_attempts; /* boots tried when QEMU fails before "ready" */
 	char workdir[PATH_MAX];
 	char cwd[PATH_MAX];
 	const char *kernel_dir;
@@ -108,6 +114,10 @@ static void usage(FILE *out)
 	        "                    (default %u; 0 = no limit)\n"
 	        "  --workdir DIR     shared writable at the same path (default: current dir)\n"
 	        "  --hugepages MiB   2 MiB pages reserved in L1 for enclaves (default %u)\n"
+	        "  --boot-timeout S  boot again if L1 has not started CMD after S seconds\n"
+	        "                    (default %u; 0 = no limit)\n"
+	        "  --boot-attempts N boot up to N times when QEMU dies or stalls before CMD\n"
+	        "                    starts (default %u; TCG's rare assertion failures)\n"
 	        "  --kernel-dir DIR  unpacked kernel package (default: scripts/fetch-kernel.sh\n"
 	        "                    parent; env CLOISTER_PARENT_KERNEL_DIR, "
 	        "CLOISTER_FETCH_KERNEL)\n"
@@ -119,7 +129,8 @@ static void usage(FILE *out)
 	        "read-only, /tmp /run /var/tmp are tmpfs. Exit status: CMD's, or %d (timeout),\n"
 	        "%d (the parent instance failed), 128+N (we got signal N).\n",
 	        DEFAULT_MEMORY_MIB, DEFAULT_CPUS, PARENT_EXIT_TIMEOUT, DEFAULT_TIMEOUT_S,
-	        DEFAULT_HUGEPAGES_MIB, PARENT_EXIT_TIMEOUT, PARENT_EXIT_FAILED);
+	        DEFAULT_HUGEPAGES_MIB, DEFAULT_BOOT_TIMEOUT_S, DEFAULT_BOOT_ATTEMPTS,
+	        PARENT_EXIT_TIMEOUT, PARENT_EXIT_FAILED);
 }
 
 /* "2048", "2048M", "2G" → MiB. */
@@ -171,6 +182,8 @@ static int parse_opts(int argc, char **argv, struct run_opts *o)
 		{ "env", required_argument, NULL, 'e' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "kernel-args", required_argument, NULL, 'a' },
+		{ "boot-timeout", required_argument, NULL, 'B' },
+		{ "boot-attempts", required_argument, NULL, 'A' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -182,6 +195,8 @@ static int parse_opts(int argc, char **argv, struct run_opts *o)
 	o->cpus = DEFAULT_CPUS;
 	o->timeout_s = DEFAULT_TIMEOUT_S;
 	o->hugepages_mib = DEFAULT_HUGEPAGES_MIB;
+	o->boot_timeout_s = DEFAULT_BOOT_TIMEOUT_S;
+	o->boot_attempts = DEFAULT_BOOT_ATTEMPTS;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
 		switch (c) {
@@ -203,6 +218,19 @@ static int parse_opts(int argc, char **argv, struct run_opts *o)
 			if (!parse_uint(optarg, 7 * 24 * 3600, &o->timeout_s)) {
 				say("--timeout '%s' is not a number of seconds (0 = no limit)",
 				    optarg);
+				return -1;
+			}
+			break;
+		case 'B':
+			if (!parse_uint(optarg, 7 * 24 * 3600, &o->boot_timeout_s)) {
+				say("--boot-timeout '%s' is not a number of seconds (0 = no limit)",
+				    optarg);
+				return -1;
+			}
+			break;
+		case 'A':
+			if (!parse_uint(optarg, 10, &o->boot_attempts) || o->boot_attempts == 0) {
+				say("--boot-attempts '%s' is not a number from 1 to 10", optarg);
 				return -1;
 			}
 			break;
@@ -627,6 +655,174 @@ static pid_t spawn_qemu(char *const *qv, int fds[4][2], const sigset_t *oldmask)
 	_exit(PARENT_EXIT_FAILED);
 }
 
+/* How one boot of QEMU ended. */
+enum attempt_end {
+	ATTEMPT_EXITED, /* QEMU exited or was killed by a signal not ours: reaped, see status */
+	ATTEMPT_SIGNAL, /* we got got_signal: QEMU stopped */
+	ATTEMPT_TIMEOUT, /* --timeout passed: QEMU stopped */
+	ATTEMPT_STALLED, /* L1 not ready within --boot-timeout: QEMU stopped */
+	ATTEMPT_ERROR, /* pipe/fork/ppoll failed (said so): QEMU, if started, stopped */
+};
+
+struct attempt {
+	uint64_t t_ready; /* when L1 said it starts the command; 0 if it never did */
+	int qstatus; /* QEMU's wait status */
+};
+
+/*
+ * Boot QEMU once with @qv and stream its channels until it ends, @deadline (the whole run's)
+ * or @boot_deadline (for L1 to become ready) passes, or a signal arrives. QEMU is always reaped
+ * and every pipe closed on return. Signals are blocked by the caller except inside ppoll.
+ */
+static enum attempt_end attempt_run(const struct run_opts *o, char *const *qv,
+                                    const sigset_t *oldmask, uint64_t t_start, uint64_t deadline,
+                                    uint64_t boot_deadline, struct tail *console, struct tail *qerr,
+                                    struct attempt *a)
+{
+	int fds[4][2] = { { -1, -1 }, { -1, -1 }, { -1, -1 }, { -1, -1 } };
+	enum attempt_end end = ATTEMPT_ERROR;
+	pid_t pid = -1;
+
+	memset(console, 0, sizeof(*console));
+	memset(qerr, 0, sizeof(*qerr));
+	a->t_ready = 0;
+	a->qstatus = 0;
+	for (int i = 0; i < 4; i++) {
+		if (pipe2(fds[i], O_CLOEXEC) < 0) {
+			say("pipe: %s", strerror(errno));
+			goto out;
+		}
+	}
+	fflush(stdout);
+	fflush(stderr);
+	pid = spawn_qemu(qv, fds, oldmask);
+	if (pid < 0) {
+		say("fork: %s", strerror(errno));
+		goto out;
+	}
+	for (int i = 0; i < 4; i++) {
+		close(fds[i][1]);
+		fds[i][1] = -1;
+	}
+
+	for (;;) {
+		struct pollfd pfd[4];
+		struct timespec ts, *tsp = NULL;
+		sigset_t waitmask = *oldmask;
+		uint64_t limit = deadline;
+		int open_fds = 0, r;
+		char buf[65536];
+
+		for (int i = 0; i < 4; i++) {
+			pfd[i].fd = fds[i][0];
+			pfd[i].events = POLLIN;
+			pfd[i].revents = 0;
+			open_fds += fds[i][0] >= 0;
+		}
+		if (!open_fds)
+			break; /* QEMU has exited (or closed everything): reap it below */
+		if (!a->t_ready && boot_deadline && (!limit || boot_deadline < limit))
+			limit = boot_deadline;
+		if (limit) {
+			uint64_t now = now_ms();
+
+			if (now >= limit) {
+				end = limit == deadline ? ATTEMPT_TIMEOUT : ATTEMPT_STALLED;
+				goto stop;
+			}
+			ts.tv_sec = (time_t)((limit - now) / 1000u);
+			ts.tv_nsec = (long)((limit - now) % 1000u) * 1000000L;
+			tsp = &ts;
+		}
+		sigdelset(&waitmask, SIGINT);
+		sigdelset(&waitmask, SIGTERM);
+		sigdelset(&waitmask, SIGHUP);
+		if (got_signal) {
+			end = ATTEMPT_SIGNAL;
+			goto stop;
+		}
+		r = ppoll(pfd, 4, tsp, &waitmask);
+		if (got_signal) {
+			end = ATTEMPT_SIGNAL;
+			goto stop;
+		}
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			say("ppoll: %s", strerror(errno));
+			goto stop;
+		}
+		for (int i = 0; i < 4; i++) {
+			ssize_t n;
+
+			if (pfd[i].fd < 0 || !pfd[i].revents)
+				continue;
+			n = read(pfd[i].fd, buf, sizeof(buf));
+			if (n < 0 && (errno == EINTR || errno == EAGAIN))
+				continue;
+			if (n <= 0) {
+				close(fds[i][0]);
+				fds[i][0] = -1;
+				continue;
+			}
+			switch (i) {
+			case 0:
+				/* Nobody reads our stdout any more (`run -- yes | head`): stop, as
+				 * SIGPIPE would have, instead of running on until the timeout. */
+				if (cl_write_full(STDOUT_FILENO, buf, (size_t)n) == -EPIPE)
+					got_signal = SIGPIPE;
+				break;
+			case 1:
+				(void)cl_write_full(STDERR_FILENO, buf, (size_t)n);
+				break;
+			case 2:
+				tail_add(console, buf, (size_t)n);
+				if (o->verbose)
+					(void)cl_write_full(STDERR_FILENO, buf, (size_t)n);
+				if (!a->t_ready &&
+				    tail_contains(console, "cloister-parent: ready")) {
+					a->t_ready = now_ms();
+					if (o->verbose)
+						say("L1 ready %.1f s after start",
+						    (double)(a->t_ready - t_start) / 1000.0);
+				}
+				break;
+			case 3:
+				tail_add(qerr, buf, (size_t)n);
+				if (o->verbose)
+					(void)cl_write_full(STDERR_FILENO, buf, (size_t)n);
+				break;
+			}
+		}
+	}
+	while (waitpid(pid, &a->qstatus, 0) < 0 && errno == EINTR)
+		;
+	pid = -1;
+	end = ATTEMPT_EXITED;
+	goto out;
+stop:
+	a->qstatus = stop_qemu(pid);
+	pid = -1;
+out:
+	if (pid > 0)
+		a->qstatus = stop_qemu(pid);
+	for (int i = 0; i < 4; i++)
+		for (int j = 0; j < 2; j++)
+			if (fds[i][j] >= 0)
+				close(fds[i][j]);
+	return end;
+}
+
+/* "exit status 1" / "killed by signal 6 (Aborted)" for a wait status. */
+static void describe_status(int status, char *out, size_t cap)
+{
+	if (WIFSIGNALED(status))
+		snprintf(out, cap, "killed by signal %d (%s)", WTERMSIG(status),
+		         strsignal(WTERMSIG(status)));
+	else
+		snprintf(out, cap, "exit status %d", WEXITSTATUS(status));
+}
+
 int parent_cmd_run(int argc, char **argv)
 {
 	struct run_opts o;
@@ -635,19 +831,19 @@ int parent_cmd_run(int argc, char **argv)
 	struct cl_diag d = { { 0 } };
 	struct tail *console = NULL, *qerr = NULL;
 	char qemu[PATH_MAX], initrd[PATH_MAX], ctl[PATH_MAX] = "", status_path[PATH_MAX + 16];
-	int fds[4][2] = { { -1, -1 }, { -1, -1 }, { -1, -1 }, { -1, -1 } };
+	char how[96];
 	struct sigaction sa, old_int, old_term, old_hup, old_pipe;
 	sigset_t block, oldmask;
-	uint64_t t_start = now_ms(), t_ready = 0, deadline;
-	bool timed_out = false, signals_set = false;
-	int rc = PARENT_EXIT_FAILED, qstatus = 0, r;
-	pid_t pid = -1;
+	uint64_t t_start = now_ms(), deadline;
+	bool signals_set = false;
+	int rc = PARENT_EXIT_FAILED, r;
+	enum attempt_end end;
+	struct attempt a;
 	const char *tmpdir;
 
 	r = parse_opts(argc, argv, &o);
 	if (r != 0)
 		return r > 0 ? 0 : PARENT_EXIT_FAILED;
-
 	if (find_qemu(qemu, sizeof(qemu)) != 0) {
 		say("qemu-system-x86_64 not found (PATH, or $CLOISTER_QEMU); run scripts/setup.sh, "
 		    "which installs QEMU 10 from bookworm-backports");
@@ -700,13 +896,6 @@ int parent_cmd_run(int argc, char **argv)
 		say("out of memory");
 		goto out;
 	}
-	for (int i = 0; i < 4; i++) {
-		if (pipe2(fds[i], O_CLOEXEC) < 0) {
-			say("pipe: %s", strerror(errno));
-			goto out;
-		}
-	}
-
 	/* Signals are blocked except inside ppoll, so one cannot slip in between the check and
 	 * the wait. */
 	memset(&sa, 0, sizeof(sa));
@@ -725,124 +914,67 @@ int parent_cmd_run(int argc, char **argv)
 	signals_set = true;
 	got_signal = 0;
 
-	fflush(stdout);
-	fflush(stderr);
-	pid = spawn_qemu(qv.v, fds, &oldmask);
-	if (pid < 0) {
-		say("fork: %s", strerror(errno));
-		goto out;
-	}
-	for (int i = 0; i < 4; i++) {
-		close(fds[i][1]);
-		fds[i][1] = -1;
-	}
-
 	deadline = o.timeout_s ? t_start + (uint64_t)o.timeout_s * 1000u : 0;
-	for (;;) {
-		struct pollfd pfd[4];
-		struct timespec ts, *tsp = NULL;
-		sigset_t waitmask = oldmask;
-		int open_fds = 0;
-		char buf[65536];
+	snprintf(status_path, sizeof(status_path), "%s/status", ctl);
+	for (unsigned attempt = 1;; attempt++) {
+		uint64_t t_boot = now_ms();
+		uint64_t boot_deadline = o.boot_timeout_s
+		                                 ? t_boot + (uint64_t)o.boot_timeout_s * 1000u
+		                                 : 0;
+		bool stopped_early;
 
-		for (int i = 0; i < 4; i++) {
-			pfd[i].fd = fds[i][0];
-			pfd[i].events = POLLIN;
-			pfd[i].revents = 0;
-			open_fds += fds[i][0] >= 0;
-		}
-		if (!open_fds)
-			break; /* QEMU has exited (or closed everything): reap it below */
-		if (deadline) {
-			uint64_t now = now_ms();
-
-			if (now >= deadline) {
-				timed_out = true;
-				break;
-			}
-			ts.tv_sec = (time_t)((deadline - now) / 1000u);
-			ts.tv_nsec = (long)((deadline - now) % 1000u) * 1000000L;
-			tsp = &ts;
-		}
-		sigdelset(&waitmask, SIGINT);
-		sigdelset(&waitmask, SIGTERM);
-		sigdelset(&waitmask, SIGHUP);
-		if (got_signal)
+		end = attempt_run(&o, qv.v, &oldmask, t_start, deadline, boot_deadline, console,
+		                  qerr, &a);
+		/* Before "ready" the L1 has not started the command, so booting again repeats
+		 * nothing. Only faults of the emulator are worth it: QEMU killed by a signal (TCG's
+		 * assertions abort, e.g. iotlb_to_section or msix_table_mmio_write under
+		 * thread=multi) or an L1 that stopped making progress; QEMU exiting with a status
+		 * (a bad option, a missing file) would fail the same way again. */
+		stopped_early = !a.t_ready && ((end == ATTEMPT_EXITED && WIFSIGNALED(a.qstatus)) ||
+		                               end == ATTEMPT_STALLED);
+		if (!stopped_early || attempt >= o.boot_attempts)
 			break;
-		r = ppoll(pfd, 4, tsp, &waitmask);
-		if (got_signal)
-			break;
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			say("ppoll: %s", strerror(errno));
-			break;
-		}
-		for (int i = 0; i < 4; i++) {
-			ssize_t n;
-
-			if (pfd[i].fd < 0 || !pfd[i].revents)
-				continue;
-			n = read(pfd[i].fd, buf, sizeof(buf));
-			if (n < 0 && (errno == EINTR || errno == EAGAIN))
-				continue;
-			if (n <= 0) {
-				close(fds[i][0]);
-				fds[i][0] = -1;
-				continue;
-			}
-			switch (i) {
-			case 0:
-				/* Nobody reads our stdout any more (`run -- yes | head`): stop, as
-				 * SIGPIPE would have, instead of running on until the timeout. */
-				if (cl_write_full(STDOUT_FILENO, buf, (size_t)n) == -EPIPE)
-					got_signal = SIGPIPE;
-				break;
-			case 1:
-				(void)cl_write_full(STDERR_FILENO, buf, (size_t)n);
-				break;
-			case 2:
-				tail_add(console, buf, (size_t)n);
-				if (o.verbose)
-					(void)cl_write_full(STDERR_FILENO, buf, (size_t)n);
-				if (!t_ready && tail_contains(console, "cloister-parent: ready")) {
-					t_ready = now_ms();
-					if (o.verbose)
-						say("L1 ready %.1f s after start",
-						    (double)(t_ready - t_start) / 1000.0);
-				}
-				break;
-			case 3:
-				tail_add(qerr, buf, (size_t)n);
-				if (o.verbose)
-					(void)cl_write_full(STDERR_FILENO, buf, (size_t)n);
-				break;
-			}
-		}
+		if (end == ATTEMPT_STALLED)
+			snprintf(how, sizeof(how), "not ready after %u s (--boot-timeout)",
+			         o.boot_timeout_s);
+		else
+			describe_status(a.qstatus, how, sizeof(how));
+		say("QEMU stopped before the parent instance was ready (%s, %.1f s into boot "
+		    "attempt %u of %u); no command had started, booting again",
+		    how, (double)(now_ms() - t_boot) / 1000.0, attempt, o.boot_attempts);
+		tail_print(qerr, "QEMU messages");
+		unlink(status_path);
 	}
 
-	if (got_signal || timed_out) {
-		qstatus = stop_qemu(pid);
-		pid = -1;
+	switch (end) {
+	case ATTEMPT_ERROR:
+		goto out;
+	case ATTEMPT_SIGNAL:
 		if (got_signal == SIGPIPE) {
 			rc = 128 + SIGPIPE; /* quietly, like any pipeline member */
-		} else if (got_signal) {
+		} else {
 			say("got signal %d (%s); stopped the parent instance", (int)got_signal,
 			    strsignal(got_signal));
 			rc = 128 + got_signal;
-		} else {
-			say("timed out after %u s (--timeout); stopped the parent instance",
-			    o.timeout_s);
-			tail_print(console, "parent instance console");
-			rc = PARENT_EXIT_TIMEOUT;
 		}
 		goto out;
+	case ATTEMPT_TIMEOUT:
+		say("timed out after %u s (--timeout); stopped the parent instance", o.timeout_s);
+		tail_print(console, "parent instance console");
+		rc = PARENT_EXIT_TIMEOUT;
+		goto out;
+	case ATTEMPT_STALLED:
+		say("the parent instance was not ready after %u s in %u boot attempts "
+		    "(--boot-timeout, --boot-attempts); stopped it",
+		    o.boot_timeout_s, o.boot_attempts);
+		tail_print(console, "parent instance console");
+		tail_print(qerr, "QEMU messages");
+		rc = PARENT_EXIT_FAILED;
+		goto out;
+	case ATTEMPT_EXITED:
+		break;
 	}
-	while (waitpid(pid, &qstatus, 0) < 0 && errno == EINTR)
-		;
-	pid = -1;
 
-	snprintf(status_path, sizeof(status_path), "%s/status", ctl);
 	{
 		uint8_t *s = NULL;
 		size_t len = 0;
@@ -856,9 +988,16 @@ int parent_cmd_run(int argc, char **argv)
 				say("bad exit status '%s' from the parent instance", (char *)s);
 			free(s);
 		} else {
-			say("the parent instance stopped before the command finished (QEMU %s %d)",
-			    WIFEXITED(qstatus) ? "exit status" : "killed by signal",
-			    WIFEXITED(qstatus) ? WEXITSTATUS(qstatus) : WTERMSIG(qstatus));
+			describe_status(a.qstatus, how, sizeof(how));
+			if (!a.t_ready && WIFSIGNALED(a.qstatus))
+				say("QEMU was %s before the parent instance was ready, in each of "
+				    "%u "
+				    "boot attempts (--boot-attempts)",
+				    how, o.boot_attempts);
+			else
+				say("the parent instance stopped before the command finished (QEMU "
+				    "%s)",
+				    how);
 			tail_print(console, "parent instance console");
 			tail_print(qerr, "QEMU messages");
 			rc = PARENT_EXIT_FAILED;
@@ -869,12 +1008,6 @@ int parent_cmd_run(int argc, char **argv)
 		    (double)(now_ms() - t_start) / 1000.0);
 
 out:
-	if (pid > 0)
-		stop_qemu(pid);
-	for (int i = 0; i < 4; i++)
-		for (int j = 0; j < 2; j++)
-			if (fds[i][j] >= 0)
-				close(fds[i][j]);
 	if (signals_set) {
 		sigaction(SIGINT, &old_int, NULL);
 		sigaction(SIGTERM, &old_term, NULL);
