@@ -30,7 +30,7 @@ zero48=$(printf '0%.0s' $(seq 96))
 
 ncpu=$(nproc)
 [ "$ncpu" -ge 2 ] || { fail "need 2 or more CPUs, have $ncpu"; finish; }
-printf -- '---\nmemory_mib: 512\ncpu_pool: 1-%d\n' $((ncpu - 1)) >"$w/allocator.yaml"
+printf -- '---\nmemory_mib: 256\ncpu_pool: 1-%d\n' $((ncpu - 1)) >"$w/allocator.yaml"
 "$cloister" allocator --config "$w/allocator.yaml" >"$w/alloc.out" 2>&1 ||
 	{ fail "allocator: $(cat "$w/alloc.out")"; finish; }
 id=
