@@ -263,7 +263,8 @@ check_vcpu_pinning() {
 #   - no file left in <state>/enclaves (a grant, or a grant's temp file);
 #   - no socket left in <state> (a control <slot>.sock, an <EnclaveID>.vsock);
 #   - no process running the cloister binaries that was not there at the snapshot (cloister,
-#     cloister-enclave, which run-enclave's enclave process execs, and cloister-monitor);
+#     cloister-enclave, which run-enclave's enclave process execs, cloister-monitor, and
+#     cloister-nsmd, which ends a second after its last enclave's session);
 #   - `nitro-cli describe-enclaves` prints [];
 #   - the pool record (pool.conf: CPUs, memory, hugepages reserved) unchanged, so with no
 #     grant every pool CPU is free.
@@ -275,13 +276,14 @@ check_vcpu_pinning() {
 # Pids of processes whose executable is cloister (nitro-cli is a link to it), the enclave
 # process run-enclave execs (cloister-enclave, next to cloister) or the monitor.
 audit_cloister_pids() {
-	local p e want1 want2 want3
+	local p e want1 want2 want3 want4
 	want1=$(readlink -f "$cloister")
 	want2=$(readlink -f "$monitor")
 	want3=$(readlink -f "$(dirname "$cloister")/cloister-enclave")
+	want4=$(readlink -f "$build/src/nsmd/cloister-nsmd")
 	for p in /proc/[0-9]*; do
 		e=$(readlink "$p/exe" 2>/dev/null) || continue
-		[ "$e" = "$want1" ] || [ "$e" = "$want2" ] || [ "$e" = "$want3" ] || continue
+		[ "$e" = "$want1" ] || [ "$e" = "$want2" ] || [ "$e" = "$want3" ] || [ "$e" = "$want4" ] || continue
 		echo "${p#/proc/}"
 	done
 }

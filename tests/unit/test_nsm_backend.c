@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The NSM module as the monitor loads it (src/vmm/devices/nsm_backend.h): nsm_backend_load()
- * finds cloister-nsm.so in this build tree and dlopens it; its open() measures the image it is
- * given exactly as the EIF reader does, refuses what is not an EIF, mints a leaf from a CA it
- * creates on first use, and the state answers requests with the image's PCR0.
+ * The NSM as the monitor reaches it (src/vmm/devices/nsm_backend.h): open() starts this build's
+ * cloister-nsmd when none runs, which measures the image it is given exactly as the EIF reader
+ * does and mints a leaf from a CA it creates on first use; the session answers requests with
+ * the image's PCR0. Enclaves share one daemon, each with its own PCRs; a sandboxed process (a
+ * monitor whose guest runs) cannot open a session; the daemon ends after its last session.
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,8 +17,15 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <seccomp.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
 
 #include "cloister/eif.h"
+#include "lib/nsm/wire.h"
 #include "lib/util/file.h"
 #include "vmm/devices/nsm_backend.h"
 
@@ -33,8 +42,9 @@ static char *path_in(const char *name)
 	return p;
 }
 
-/* A small unsigned EIF (fake kernel: only the boot needs a real one), in memory. */
-static uint8_t *make_eif(size_t *len, struct eif_measurements *meas)
+/* A small unsigned EIF (fake kernel: only the boot needs a real one), in memory; @cmdline
+ * tells images apart. */
+static uint8_t *make_eif_with(const char *cmdline, size_t *len, struct eif_measurements *meas)
 {
 	const char *rd[] = { path_in("rd0") };
 	struct eif_build_params p = { 0 };
@@ -44,7 +54,7 @@ static uint8_t *make_eif(size_t *len, struct eif_measurements *meas)
 	assert_int_equal(cl_file_write_atomic(path_in("kernel"), "not a kernel", 12, 0644, &d), 0);
 	assert_int_equal(cl_file_write_atomic(rd[0], "ramdisk bytes", 13, 0644, &d), 0);
 	p.kernel_path = path_in("kernel");
-	p.cmdline = "console=ttyS0";
+	p.cmdline = cmdline;
 	p.ramdisk_paths = rd;
 	p.num_ramdisks = 1;
 	p.build_time = "2024-05-01T10:00:00+00:00";
@@ -53,11 +63,54 @@ static uint8_t *make_eif(size_t *len, struct eif_measurements *meas)
 	return buf;
 }
 
+static uint8_t *make_eif(size_t *len, struct eif_measurements *meas)
+{
+	return make_eif_with("console=ttyS0", len, meas);
+}
+
+/* The pid of the daemon serving this test's state directory, or -1 when none listens. */
+static pid_t daemon_pid(void)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct ucred cr;
+	socklen_t len = sizeof(cr);
+	char name[108];
+	pid_t pid = -1;
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+
+	nsmd_socket_name(dir, name, sizeof(name));
+	memcpy(sa.sun_path + 1, name, strlen(name));
+	if (fd >= 0 &&
+	    connect(fd, (struct sockaddr *)&sa,
+	            (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + strlen(name))) == 0 &&
+	    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) == 0)
+		pid = cr.pid;
+	if (fd >= 0)
+		close(fd);
+	return pid;
+}
+
+/* Whether @pid is gone within @seconds (an event awaited, not a time measured). */
+static bool gone_within(pid_t pid, int seconds)
+{
+	for (int i = 0; i < seconds * 20; i++) {
+		if (kill(pid, 0) < 0)
+			return true;
+		nanosleep(&(struct timespec){ .tv_nsec = 50000000 }, NULL);
+	}
+	return false;
+}
+
+static const uint8_t describe_pcr0[] = { 0xa1, 0x6b, 'D',  'e',  's', 'c', 'r', 'i', 'b', 'e', 'P',
+	                                 'C',  'R',  0xa1, 0x65, 'i', 'n', 'd', 'e', 'x', 0x00 };
+
 static int setup(void **state)
 {
 	(void)state;
 	if (!mkdtemp(dir))
 		return -1;
+	/* The daemon's name follows nitro-cli's state directory: this test gets its own. */
+	setenv("NITRO_CLI_SOCKETS_PATH", dir, 1);
 	snprintf(ca_dir, sizeof(ca_dir), "%s/ca", dir); /* created on first use */
 	return 0;
 }
@@ -71,21 +124,8 @@ static int teardown(void **state)
 	return system(cmd) == 0 ? 0 : -1;
 }
 
-static void test_nsm_backend_loads_the_module_of_this_build(void **state)
-{
-	struct cl_diag d = { "" };
-	const struct nsm_backend *b = nsm_backend_load(&d);
-
-	(void)state;
-	assert_non_null(b);
-	assert_int_equal(b->abi, NSM_BACKEND_ABI);
-	assert_ptr_equal(nsm_backend_load(&d), b); /* loaded once */
-}
-
 static void test_nsm_backend_measures_what_it_is_given(void **state)
 {
-	const uint8_t describe_pcr0[] = { 0xa1, 0x6b, 'D',  'e',  's', 'c', 'r', 'i', 'b', 'e', 'P',
-		                          'C',  'R',  0xa1, 0x65, 'i', 'n', 'd', 'e', 'x', 0x00 };
 	struct nsm_backend_config cfg = { .ca_dir = ca_dir, .module_id = "i-0-enc01" };
 	const struct nsm_backend *b = nsm_backend_load(NULL);
 	struct eif_measurements built;
@@ -110,8 +150,109 @@ static void test_nsm_backend_measures_what_it_is_given(void **state)
 	assert_int_equal(
 	        b->handle(st, describe_pcr0, sizeof(describe_pcr0), resp, sizeof(resp), &n), 0);
 	assert_non_null(memmem(resp, n, built.pcr0, EIF_PCR_SIZE));
-	b->close(st);
+	/* this build's daemon answered, and it goes once its last session has */
+	{
+		char exe[300], want[300];
+		ssize_t k;
+		pid_t pid = daemon_pid();
+
+		assert_true(pid > 0);
+		snprintf(exe, sizeof(exe), "/proc/%d/exe", (int)pid);
+		k = readlink(exe, want, sizeof(want) - 1);
+		assert_true(k > 0);
+		want[k] = '\0';
+		assert_string_equal(want, CLOISTER_BUILD_ROOT "/src/nsmd/cloister-nsmd");
+		b->close(st);
+		assert_true(gone_within(pid, 30));
+		assert_int_equal(daemon_pid(), -1);
+	}
 	eif_image_release(&got);
+	free(eif);
+}
+
+/* Two enclaves at once: one daemon, each session with its own image's PCR0. */
+static void test_nsm_backend_sessions_share_a_daemon_not_their_pcrs(void **state)
+{
+	struct nsm_backend_config c1 = { .ca_dir = ca_dir, .module_id = "i-0-enc03" };
+	struct nsm_backend_config c2 = { .ca_dir = ca_dir, .module_id = "i-0-enc04" };
+	const struct nsm_backend *b = nsm_backend_load(NULL);
+	struct eif_measurements m1, m2;
+	struct eif_image g1, g2;
+	struct cl_diag d = { "" };
+	uint8_t resp[0x3000];
+	size_t l1, l2, n = 0;
+	uint8_t *e1 = make_eif_with("console=ttyS0 one", &l1, &m1);
+	uint8_t *e2 = make_eif_with("console=ttyS0 two", &l2, &m2);
+	void *s1 = NULL, *s2 = NULL;
+	pid_t p1, p2;
+
+	(void)state;
+	if (b->open(&c1, e1, l1, &s1, &g1, &d) != NSM_BACKEND_OK)
+		fail_msg("open 1: %s", d.msg);
+	p1 = daemon_pid();
+	if (b->open(&c2, e2, l2, &s2, &g2, &d) != NSM_BACKEND_OK)
+		fail_msg("open 2: %s", d.msg);
+	p2 = daemon_pid();
+	assert_true(p1 > 0);
+	assert_int_equal(p1, p2);
+	assert_memory_not_equal(m1.pcr0, m2.pcr0, EIF_PCR_SIZE);
+	assert_int_equal(
+	        b->handle(s2, describe_pcr0, sizeof(describe_pcr0), resp, sizeof(resp), &n), 0);
+	assert_non_null(memmem(resp, n, m2.pcr0, EIF_PCR_SIZE));
+	assert_null(memmem(resp, n, m1.pcr0, EIF_PCR_SIZE));
+	b->close(s2);
+	assert_int_equal(
+	        b->handle(s1, describe_pcr0, sizeof(describe_pcr0), resp, sizeof(resp), &n), 0);
+	assert_non_null(memmem(resp, n, m1.pcr0, EIF_PCR_SIZE));
+	b->close(s1);
+	assert_true(gone_within(p1, 30));
+	eif_image_release(&g1);
+	eif_image_release(&g2);
+	free(e1);
+	free(e2);
+}
+
+/* A monitor whose guest runs is sandboxed: taken over, it must not get a second NSM whose
+ * PCRs it chose. The child stands in for it with a seccomp filter of its own, while the
+ * daemon an unsandboxed monitor (this process) started serves. */
+static void test_nsm_backend_refuses_a_sandboxed_process(void **state)
+{
+	struct nsm_backend_config cfg = { .ca_dir = ca_dir, .module_id = "i-0-enc05" };
+	const struct nsm_backend *b = nsm_backend_load(NULL);
+	struct eif_measurements built;
+	struct eif_image mine;
+	struct cl_diag md = { "" };
+	size_t len;
+	uint8_t *eif = make_eif(&len, &built);
+	int status = 0;
+	void *ms = NULL;
+	pid_t pid;
+
+	(void)state;
+	if (b->open(&cfg, eif, len, &ms, &mine, &md) != NSM_BACKEND_OK)
+		fail_msg("open: %s", md.msg);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+		struct eif_image got;
+		struct cl_diag d = { "" };
+		void *st = NULL;
+		enum nsm_backend_err r;
+
+		if (!ctx || seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(acct), 0) < 0 ||
+		    seccomp_load(ctx) < 0)
+			_exit(3);
+		r = b->open(&cfg, eif, len, &st, &got, &d);
+		if (r == NSM_BACKEND_OK)
+			_exit(1);
+		_exit(r == NSM_BACKEND_SETUP && strstr(d.msg, "already sandboxed") ? 0 : 2);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	b->close(ms);
+	eif_image_release(&mine);
 	free(eif);
 }
 
@@ -138,8 +279,9 @@ static void test_nsm_backend_refuses_what_is_not_an_eif(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_nsm_backend_loads_the_module_of_this_build),
 		cmocka_unit_test(test_nsm_backend_measures_what_it_is_given),
+		cmocka_unit_test(test_nsm_backend_sessions_share_a_daemon_not_their_pcrs),
+		cmocka_unit_test(test_nsm_backend_refuses_a_sandboxed_process),
 		cmocka_unit_test(test_nsm_backend_refuses_what_is_not_an_eif),
 	};
 

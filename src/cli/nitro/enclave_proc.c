@@ -307,7 +307,7 @@ int enclave_process_main(const struct run_args *a, const struct parent_identity 
 
 	/* Checked here so a bad image fails before CPUs and memory are taken. Not measured: the
 	 * PCRs are the monitor's, taken from guest memory after the copy (docs/security.md). */
-	if (eif_read_file(a->eif_path, 0, &e.img, &d)) {
+	if (eif_read_layout_file(a->eif_path, 0, &e.img, &d)) {
 		snprintf(msg, sizeof(msg), "Failed to parse the EIF: %s", d.msg);
 		code = report_error(&e, E_EIF_PARSING, msg);
 		goto out;

@@ -132,6 +132,9 @@ enum eif_error eif_parse_buffer_with(const uint8_t *buf, size_t len, unsigned fl
                                      struct cl_diag *d);
 enum eif_error eif_read_fd_with(int fd, unsigned flags, const struct eif_measurer *m,
                                 struct eif_image *out, struct cl_diag *d);
+/* eif_read_fd_with() on @path, opened read-only; the diag names the path. */
+enum eif_error eif_read_file_with(const char *path, unsigned flags, const struct eif_measurer *m,
+                                  struct eif_image *out, struct cl_diag *d);
 
 /* SHA-384(zeros48 ‖ digest): one TPM-style extend of an all-zero PCR. */
 enum eif_error eif_pcr_extend_zero(const uint8_t digest[EIF_PCR_SIZE], uint8_t pcr[EIF_PCR_SIZE]);

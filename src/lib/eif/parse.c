@@ -51,19 +51,5 @@ enum eif_error eif_read_fd(int fd, unsigned flags, struct eif_image *out, struct
 enum eif_error eif_read_file(const char *path, unsigned flags, struct eif_image *out,
                              struct cl_diag *d)
 {
-	enum eif_error err;
-	int fd;
-
-	if (!path || !out)
-		return EIF_ERR_INVALID_ARG;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		cl_diag_set(d, "cannot open '%s': %s", path, strerror(errno));
-		return EIF_ERR_IO;
-	}
-	err = eif_read_fd(fd, flags, out, d);
-	close(fd);
-	if (err)
-		cl_diag_prefix(d, "%s", path);
-	return err;
+	return eif_read_file_with(path, flags, &eif_sha384_measurer, out, d);
 }

@@ -562,3 +562,29 @@ enum eif_error eif_read_fd_with(int fd, unsigned flags, const struct eif_measure
 		free(src.ring[i]);
 	return err;
 }
+
+enum eif_error eif_read_file_with(const char *path, unsigned flags, const struct eif_measurer *m,
+                                  struct eif_image *out, struct cl_diag *d)
+{
+	enum eif_error err;
+	int fd;
+
+	if (!path || !out)
+		return EIF_ERR_INVALID_ARG;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		cl_diag_set(d, "cannot open '%s': %s", path, strerror(errno));
+		return EIF_ERR_IO;
+	}
+	err = eif_read_fd_with(fd, flags, m, out, d);
+	close(fd);
+	if (err)
+		cl_diag_prefix(d, "%s", path);
+	return err;
+}
+
+enum eif_error eif_read_layout_file(const char *path, unsigned flags, struct eif_image *out,
+                                    struct cl_diag *d)
+{
+	return eif_read_file_with(path, flags, NULL, out, d);
+}

@@ -39,7 +39,8 @@ static int64_t answer(struct virtio_nsm *dev, struct virtio_mmio_dev *t,
 		return virtio_mmio_fail(t,
 		                        "cannot answer into a %llu-byte buffer: %s "
 		                        "(the driver gives 0x3000)",
-		                        (unsigned long long)c->in_len, dev->be->strerror(err));
+		                        (unsigned long long)c->in_len,
+		                        dev->be->strerror(dev->nsm, err));
 	virtq_chain_write(c, 0, dev->resp, len);
 	dev->requests++;
 	return (int64_t)len;

@@ -3,11 +3,12 @@
 #define CLOISTER_VMM_DEVICES_NSM_BACKEND_H
 
 /*
- * The NSM behind virtio-nsm, in a module the monitor loads only when it gives the enclave an
- * NSM: cloister-nsm.so holds the measuring EIF reader, the attestation CA, the NSM device state
- * and with them OpenSSL and libcbor. A monitor without an NSM never maps libcrypto, which costs
- * 1.6 MiB of resident memory at start before doing anything (Debian builds it BIND_NOW;
- * docs/benchmarks.md, P4). The table is all the monitor knows of it.
+ * The NSM behind virtio-nsm, as a table of five entries. The monitor's is a client of
+ * cloister-nsmd (nsm_backend.c), the host's NSM daemon, which runs the in-process table
+ * (nsm_module.c: the measuring EIF reader, the attestation CA, the NSM device state, and with
+ * them OpenSSL and libcbor) for every enclave of the host. So the keys are not in the process
+ * that parses the guest's virtqueues (docs/security.md), and the monitor maps no libcrypto,
+ * which costs 1.4 MiB resident before doing anything (docs/benchmarks.md, P4).
  */
 
 #include <stdbool.h>
@@ -17,9 +18,10 @@
 #include "cloister/diag.h"
 #include "cloister/eif.h"
 
-#define NSM_BACKEND_ABI 1
-#define NSM_BACKEND_SYMBOL "cloister_nsm_backend"
-#define NSM_BACKEND_FILE "cloister-nsm.so"
+#define NSM_BACKEND_ABI 2
+#define NSMD_FILE "cloister-nsmd"
+/* How long the monitor waits for the daemon's answer before it ends the enclave. */
+#define NSMD_TIMEOUT_S 120
 
 struct nsm_backend_config {
 	const char *ca_dir; /* NULL: $CLOISTER_CA_DIR, else /etc/cloister/ca */
@@ -51,17 +53,17 @@ struct nsm_backend {
 	/* nsm_handle_request() on the state: 0 or a host-side error, named by strerror. */
 	int (*handle)(void *state, const uint8_t *req, size_t req_len, uint8_t *resp,
 	              size_t resp_cap, size_t *resp_len);
-	const char *(*strerror)(int err);
+	const char *(*strerror)(void *state, int err);
 	void (*close)(void *state);
 };
 
-/* The module's table (nsm_module.c); the unit tests link it in directly. */
+/* The NSM itself (nsm_module.c), as cloister-nsmd runs it; the unit tests link it directly. */
 extern const struct nsm_backend cloister_nsm_backend;
 
 /*
- * Load cloister-nsm.so (once per process; later calls return the same table): next to the
- * running executable's build directory in a build tree, else from the install directory.
- * NULL with @d saying where it looked.
+ * The monitor's table: a client of cloister-nsmd, which its open() starts when none runs for
+ * this user and nitro-cli state directory (built beside the running executable in a build
+ * tree, else installed in the libexec directory).
  */
 const struct nsm_backend *nsm_backend_load(struct cl_diag *d);
 

@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * cloister-nsm.so: the NSM behind the monitor's virtio-nsm device (nsm_backend.h). Built as a
- * module so that only monitors that give an enclave an NSM load its cryptography.
+ * The NSM itself (nsm_backend.h), as cloister-nsmd runs it for each enclave of the host.
  */
 #include "cloister/eif.h"
 #include "lib/nsm/device.h"
@@ -47,8 +46,9 @@ static int backend_handle(void *state, const uint8_t *req, size_t req_len, uint8
 	return (int)nsm_handle_request(state, req, req_len, resp, resp_cap, resp_len);
 }
 
-static const char *backend_strerror(int err)
+static const char *backend_strerror(void *state, int err)
 {
+	(void)state;
 	return nsm_strerror((enum nsm_error)err);
 }
 
@@ -57,7 +57,7 @@ static void backend_close(void *state)
 	nsm_state_free(state);
 }
 
-__attribute__((visibility("default"))) const struct nsm_backend cloister_nsm_backend = {
+const struct nsm_backend cloister_nsm_backend = {
 	.abi = NSM_BACKEND_ABI,
 	.open = backend_open,
 	.handle = backend_handle,
