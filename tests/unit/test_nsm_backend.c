@@ -3,8 +3,9 @@
  * The NSM as the monitor reaches it (src/vmm/devices/nsm_backend.h): open() starts this build's
  * cloister-nsmd when none runs, which measures the image it is given exactly as the EIF reader
  * does and mints a leaf from a CA it creates on first use; the session answers requests with
- * the image's PCR0. Enclaves share one daemon, each with its own PCRs; a sandboxed process (a
- * monitor whose guest runs) cannot open a session; the daemon ends after its last session.
+ * the image's PCR0; the daemon runs under its own seccomp filter. Enclaves share one daemon,
+ * each with its own PCRs; a sandboxed process (a monitor whose guest runs) cannot open a
+ * session; the daemon ends after its last session.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -90,6 +91,23 @@ static pid_t daemon_pid(void)
 	return pid;
 }
 
+/* The "Seccomp_filters:" count in /proc/@pid/status (-1 if absent). */
+static long seccomp_filters_of(pid_t pid)
+{
+	char path[64], line[256];
+	long n = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "re");
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, "Seccomp_filters:", 16))
+			n = strtol(line + 16, NULL, 10);
+	fclose(f);
+	return n;
+}
+
 /* Whether @pid is gone within @seconds (an event awaited, not a time measured). */
 static bool gone_within(pid_t pid, int seconds)
 {
@@ -162,6 +180,9 @@ static void test_nsm_backend_measures_what_it_is_given(void **state)
 		assert_true(k > 0);
 		want[k] = '\0';
 		assert_string_equal(want, CLOISTER_BUILD_ROOT "/src/nsmd/cloister-nsmd");
+		/* it serves under its own seccomp allow-list: one filter more than it started
+		 * with, which it inherited from us */
+		assert_int_equal(seccomp_filters_of(pid), seccomp_filters_of(getpid()) + 1);
 		b->close(st);
 		assert_true(gone_within(pid, 30));
 		assert_int_equal(daemon_pid(), -1);

@@ -42,7 +42,14 @@ enum action {
 	DO_RCVTIMEO,
 	DO_SOCKET,
 	DO_GETUID,
+	DO_THREAD,
+	DO_FORK,
 };
+
+static void *nothing(void *arg)
+{
+	return arg;
+}
 
 /* Run @act in a child that entered @cls; return its wait status. The child's stderr and a
  * "before" marker go to *@out (up to @len bytes). */
@@ -137,6 +144,16 @@ static int run_sandboxed(enum sandbox_class cls, enum action act, char *out, siz
 			break;
 		case DO_GETUID:
 			syscall(SYS_getuid);
+			break;
+		case DO_THREAD: { /* a thread starts and is joined (clone3 refused, clone used) */
+			pthread_t t;
+
+			if (pthread_create(&t, NULL, nothing, NULL) != 0 || pthread_join(t, NULL))
+				syscall(SYS_exit_group, 3);
+			break;
+		}
+		case DO_FORK: /* a new process: clone without CLONE_THREAD */
+			syscall(SYS_clone, SIGCHLD, 0, NULL, NULL, 0);
 			break;
 		}
 		/* exit_group directly: ASan's _exit interceptor calls sigaltstack, which the
@@ -256,8 +273,23 @@ static void test_sandbox_no_class_lists_exec_open_or_ptrace(void **state)
 	(void)state;
 	for (int cls = 0; cls < SANDBOX_NCLASSES; cls++)
 		for (size_t i = 0; i < sizeof(never) / sizeof(never[0]); i++)
-			if (class_lists(cls, never[i]))
+			if (cls != SANDBOX_NSMD && class_lists(cls, never[i]))
 				fail_msg("class %d lists %s", cls, never[i]);
+}
+
+/* The NSM daemon keeps files (its CA) and threads (clone, checked apart), nothing more. */
+static void test_sandbox_nsmd_lists_no_programs_sockets_or_processes(void **state)
+{
+	char never[] = "execve execveat fork vfork clone clone3 ptrace kill tkill process_vm_readv "
+	               "process_vm_writev socket connect bind listen sendto mount bpf keyctl "
+	               "io_uring_setup perf_event_open userfaultfd chmod fchmod symlink link "
+	               "setuid pidfd_open";
+	char *save = NULL;
+
+	(void)state;
+	for (char *n = strtok_r(never, " ", &save); n; n = strtok_r(NULL, " ", &save))
+		if (class_lists(SANDBOX_NSMD, n))
+			fail_msg("the NSM daemon's list has %s", n);
 }
 
 /* The standalone monitor's list is the enclave process's minus its end: nothing of the
@@ -402,6 +434,29 @@ static void test_sandbox_control_refuses_everything_else(void **state)
 	expect_killed(SANDBOX_CONTROL, DO_MPROTECT_X, "mprotect");
 }
 
+static void test_sandbox_nsmd_allows_files_threads_and_sessions(void **state)
+{
+	(void)state;
+	expect_allowed(SANDBOX_NSMD, DO_OPENAT); /* the CA, a peer's status */
+	expect_allowed(SANDBOX_NSMD, DO_FLOCK); /* the CA's lock */
+	expect_allowed(SANDBOX_NSMD, DO_ACCEPT4);
+	expect_allowed(SANDBOX_NSMD, DO_PEERCRED);
+	expect_allowed(SANDBOX_NSMD, DO_THREAD); /* a session */
+	expect_allowed(SANDBOX_NSMD, DO_MPROTECT_RW);
+}
+
+static void test_sandbox_nsmd_refuses_programs_processes_and_sockets(void **state)
+{
+	(void)state;
+	expect_killed(SANDBOX_NSMD, DO_EXECVE, "execve");
+	expect_killed(SANDBOX_NSMD, DO_FORK, "clone");
+	expect_killed(SANDBOX_NSMD, DO_SOCKET, "socket");
+	expect_killed(SANDBOX_NSMD, DO_SO_TYPE, "getsockopt");
+	expect_killed(SANDBOX_NSMD, DO_KVM_IRQ_LINE, "ioctl");
+	expect_killed(SANDBOX_NSMD, DO_MPROTECT_X, "mprotect");
+	expect_killed(SANDBOX_NSMD, DO_GETPPID, "getppid");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -418,6 +473,9 @@ int main(void)
 		cmocka_unit_test(test_sandbox_enclave_main_refuses_open_exec_and_vcpus),
 		cmocka_unit_test(test_sandbox_control_allows_serving_requests),
 		cmocka_unit_test(test_sandbox_control_refuses_everything_else),
+		cmocka_unit_test(test_sandbox_nsmd_lists_no_programs_sockets_or_processes),
+		cmocka_unit_test(test_sandbox_nsmd_allows_files_threads_and_sessions),
+		cmocka_unit_test(test_sandbox_nsmd_refuses_programs_processes_and_sockets),
 	};
 
 	return cmocka_run_group_tests_name("sandbox", tests, NULL, NULL);

@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-#define _GNU_SOURCE 1 /* dladdr */
+#define _GNU_SOURCE 1 /* dladdr, program_invocation_short_name, CLONE_THREAD */
 #include <dlfcn.h>
 #include <errno.h>
 #include <execinfo.h>
 #include <linux/kvm.h>
 #include <malloc.h>
+#include <sched.h>
 #include <seccomp.h>
 #include <signal.h>
 #include <stdio.h>
@@ -91,6 +92,46 @@ static const struct sandbox_rule control_rules[] = {
 	{ NULL, NULL },
 };
 
+/* cloister-nsmd: the host's NSM, which holds every enclave's leaf key and parses the guests'
+ * NSM requests (CBOR) the monitors forward. It must read and write the CA it is pointed at
+ * (created on first use), so files stay open to it; what it never needs is to start a
+ * program, open a socket, touch another process or reach the kernel's rarer interfaces.
+ * getsockopt (SO_PEERCRED), clone (threads only) and mprotect (never executable) are
+ * allowed separately, with their arguments checked; clone3 fails with ENOSYS, so glibc
+ * starts threads with clone. */
+static const struct sandbox_rule nsmd_rules[] = {
+	{ "poll", "waits for a monitor or the end of a session" },
+	{ "ppoll", "the same (poll on newer glibc)" },
+	{ "accept4", "a monitor connects" },
+	{ "geteuid", "only this user's monitors get a session" },
+	{ "recvmsg", "session messages, the image's memfd with the first" },
+	{ "sendmsg", "session answers" },
+	{ "openat", "the CA's files, /proc/PID/status of a peer, OpenSSL's configuration" },
+	{ "pread64", "reading files (glibc, OpenSSL)" },
+	{ "lseek", "stdio on the CA's files and the time zone" },
+	{ "fcntl", "the image memfd's seals" },
+	{ "fsync", "a CA file is on disk before it replaces the old one" },
+	{ "rename", "a CA file replaces the old one whole" },
+	{ "renameat", "the same (rename on other glibc builds)" },
+	{ "renameat2", "the same" },
+	{ "unlink", "a CA file's temporary copy after a failed write" },
+	{ "unlinkat", "the same (unlink on other glibc builds)" },
+	{ "mkdir", "the CA's directory, made on first use" },
+	{ "mkdirat", "the same (mkdir on other glibc builds)" },
+	{ "access", "whether the CA exists yet" },
+	{ "faccessat", "the same (access on other glibc builds)" },
+	{ "faccessat2", "the same" },
+	{ "flock", "the CA's lock: one process mints at a time" },
+	{ "uname", "OpenSSL, while making certificates" },
+	{ "getrandom", "keys, serial numbers, signature nonces, NSM GetRandom" },
+	{ "set_robust_list", "a new session thread (glibc)" },
+	{ "rseq", "a new session thread (glibc)" },
+	{ "rt_sigaction", "glibc sets up its thread signals at the first pthread_create" },
+	{ "sigaltstack", "a session thread's start and end in sanitizer builds" },
+	{ "sched_getaffinity", "a session thread's start in sanitizer builds" },
+	{ NULL, NULL },
+};
+
 /* Each class's allow-list, as the union of its parts (NULL-terminated). */
 #define CLASS_PARTS_MAX 5
 static const struct sandbox_rule *const class_parts[SANDBOX_NCLASSES][CLASS_PARTS_MAX] = {
@@ -99,6 +140,7 @@ static const struct sandbox_rule *const class_parts[SANDBOX_NCLASSES][CLASS_PART
 	[SANDBOX_ENCLAVE_MAIN] = { thread_rules, monitor_rules, main_rules, enclave_end_rules,
 	                           NULL },
 	[SANDBOX_CONTROL] = { thread_rules, control_rules, NULL },
+	[SANDBOX_NSMD] = { thread_rules, nsmd_rules, NULL },
 };
 
 const struct sandbox_rule *sandbox_rules(enum sandbox_class cls, unsigned part)
@@ -117,9 +159,9 @@ static void sigsys_handler(int sig, siginfo_t *si, void *uctx)
 	(void)uctx;
 	name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, si->si_syscall);
 	n = snprintf(msg, sizeof(msg),
-	             "cloister-monitor: seccomp: syscall %d (%s) is not on this thread's "
-	             "allow-list; ending the monitor (docs/security.md)\n",
-	             si->si_syscall, name ? name : "?");
+	             "%s: seccomp: syscall %d (%s) is not on this thread's allow-list; ending "
+	             "the process (docs/security.md)\n",
+	             program_invocation_short_name, si->si_syscall, name ? name : "?");
 	if (n > 0)
 		(void)!write(STDERR_FILENO, msg, (size_t)n);
 	/* Where it came from: a syscall nobody wrote on purpose is usually glibc's (a thread
@@ -193,6 +235,19 @@ static int allow_sockopt(scmp_filter_ctx ctx, int nr, int opt, struct cl_diag *d
 	return rc < 0 ? -1 : 0;
 }
 
+/* clone for threads only (CLONE_THREAD set: no new process), clone3 refused with ENOSYS (its
+ * flags are in memory the filter cannot read), so glibc falls back to clone. */
+static int allow_threads(scmp_filter_ctx ctx, struct cl_diag *d)
+{
+	if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
+	                     SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD)) < 0 ||
+	    seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0) < 0) {
+		cl_diag_set(d, "seccomp: cannot allow threads");
+		return -1;
+	}
+	return 0;
+}
+
 int sandbox_enter(enum sandbox_class cls, struct cl_diag *d)
 {
 	struct sigaction sa;
@@ -225,7 +280,11 @@ int sandbox_enter(enum sandbox_class cls, struct cl_diag *d)
 	for (unsigned part = 0; sandbox_rules(cls, part); part++)
 		if (add_rules(ctx, sandbox_rules(cls, part), d) < 0)
 			goto out;
-	if (cls == SANDBOX_CONTROL) {
+	if (cls == SANDBOX_NSMD) {
+		if (allow_sockopt(ctx, SCMP_SYS(getsockopt), SO_PEERCRED, d) < 0 || /* whose */
+		    allow_threads(ctx, d) < 0)
+			goto out;
+	} else if (cls == SANDBOX_CONTROL) {
 		if (allow_sockopt(ctx, SCMP_SYS(getsockopt), SO_PEERCRED, d) < 0 || /* who asks */
 		    allow_sockopt(ctx, SCMP_SYS(setsockopt), SO_RCVTIMEO, d) < 0 || /* a slow */
 		    allow_sockopt(ctx, SCMP_SYS(setsockopt), SO_SNDTIMEO, d) < 0) /* client */

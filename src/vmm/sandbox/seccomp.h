@@ -25,6 +25,9 @@ enum sandbox_class {
 	/* The enclave process's control thread: accepts describe/terminate requests on the
 	 * control socket. Neither the guest's devices nor new sockets. */
 	SANDBOX_CONTROL,
+	/* cloister-nsmd, the whole process (src/nsmd/main.c): sessions with monitors, the CA's
+	 * files, a thread per session. No programs, no new sockets, no other processes. */
+	SANDBOX_NSMD,
 	SANDBOX_NCLASSES
 };
 
@@ -46,7 +49,8 @@ const struct sandbox_rule *sandbox_rules(enum sandbox_class cls, unsigned part);
  */
 void sandbox_prepare_process(void);
 
-/* Install the allow-list of @cls on the calling thread. Returns 0, or -1 with @d set. */
+/* Install the allow-list of @cls on the calling thread (and the threads it starts later).
+ * Returns 0, or -1 with @d set. */
 int sandbox_enter(enum sandbox_class cls, struct cl_diag *d);
 
 #endif
