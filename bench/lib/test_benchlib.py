@@ -111,6 +111,20 @@ class Json(unittest.TestCase):
         self.assertEqual((r["ours"], r["theirs"], r["ratio"]), (3.0, 12.0, 0.25))
         self.assertEqual(r["idle"]["ours"], 2.0)
         self.assertEqual(r["goal_met"], {"idle": True, "load": True})
+        self.assertNotIn("ours_nitro_cli", r)
+
+    def test_memory_overhead_json_with_the_nsm_daemon(self):
+        daemon = {"VmRSS": 5120, "RssAnon": 1024, "RssFile": 4096}
+        rounds = [{"ours": {"idle": sample(2048), "load": sample(3072), "mibs": 9.0},
+                   "theirs": {"idle": sample(10240), "load": sample(12288), "mibs": 11.0},
+                   "nitro": {"idle": sample(3072), "load": sample(3584), "mibs": 8.0,
+                             "nsmd": daemon}}] * 3
+        args = types.SimpleNamespace(size=32, memory=256)
+        r = json.loads(json.dumps(memory_overhead.result(rounds, args, "m", [1, 2, 3])))
+        n = r["ours_nitro_cli"]
+        self.assertEqual((n["load"], n["idle"]), (3.5, 3.0))
+        self.assertEqual(n["nsm_daemon"]["rss_mib"], 5.0)
+        self.assertEqual(n["nsm_daemon"]["enclave_process_plus_daemon_mib"], 8.5)
 
     def test_density_json(self):
         def side(t, ok=True):

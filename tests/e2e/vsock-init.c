@@ -8,7 +8,8 @@
  *   port 5001  control: "quit" powers the enclave off; "panic" crashes the kernel through
  *              /proc/sysrq-trigger; "exit" makes init (PID 1) exit, which Linux answers with
  *              "Attempted to kill init!" (both then follow the kernel's panic= setting);
- *              "dmesg" answers with the kernel log (bench/boot-profile.sh); "chatter"
+ *              "dmesg" answers with the kernel log (bench/boot-profile.sh), "kallsyms"
+ *              with /proc/kallsyms; "chatter"
  *              starts a child that prints a numbered 64-byte line on the console every
  *              0.1 s, for ever (a debug-mode enclave that keeps writing its console log)
  * Static, libc only.
@@ -235,6 +236,20 @@ static void send_kernel_log(int fd)
 	free(buf);
 }
 
+/* A file's contents to fd (the kernel's symbols for a profile of its boot: bench/). */
+static void send_file(const char *path, int fd)
+{
+	char buf[4096];
+	ssize_t n;
+	int in = open(path, O_RDONLY | O_CLOEXEC);
+
+	while (in >= 0 && (n = read(in, buf, sizeof(buf))) > 0)
+		if (write(fd, buf, (size_t)n) != n)
+			break;
+	if (in >= 0)
+		close(in);
+}
+
 int main(void)
 {
 	const char *hb = getenv("e2e_heartbeat");
@@ -309,6 +324,8 @@ int main(void)
 		}
 		if (n > 0 && !strncmp(cmd, "dmesg", 5))
 			send_kernel_log(c);
+		if (n > 0 && !strncmp(cmd, "kallsyms", 8))
+			send_file("/proc/kallsyms", c);
 		if (n > 0 && !strncmp(cmd, "chatter", 7) && fork() == 0) {
 			for (unsigned i = 0;; i++) {
 				/* 64 bytes a line: a full disk shows within seconds */
