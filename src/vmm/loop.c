@@ -40,6 +40,17 @@ void vcpu_kick_all(struct monitor *m)
 	}
 }
 
+void monitor_sealed(struct monitor *m)
+{
+	pthread_mutex_lock(&m->end_lock);
+	if (!m->sealed) {
+		m->sealed = true;
+		timeline_mark(&m->tl, TL_SEALED);
+		pthread_cond_broadcast(&m->sealed_cond);
+	}
+	pthread_mutex_unlock(&m->end_lock);
+}
+
 void monitor_stop(struct monitor *m, enum monitor_end reason, const char *fmt, ...)
 {
 	uint64_t one = 1;
@@ -53,6 +64,7 @@ void monitor_stop(struct monitor *m, enum monitor_end reason, const char *fmt, .
 		va_end(ap);
 		__atomic_store_n(&m->end, reason, __ATOMIC_RELEASE);
 		first = true;
+		pthread_cond_broadcast(&m->sealed_cond); /* vCPUs waiting to start: it ended */
 	}
 	pthread_mutex_unlock(&m->end_lock);
 	if (!first)

@@ -487,6 +487,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "cloister-monitor: %s\n", d.msg);
 		monitor_stop(m, MONITOR_END_MONITOR_ERROR, "%s", d.msg);
 	}
+	monitor_sealed(m);
 	cl_info("enclave started: %u vCPU(s), %llu MiB, %s mode", cfg.ncpus,
 	        (unsigned long long)cfg.memory_mib, cfg.debug_mode ? "debug" : "production");
 	if (ready_fd >= 0) {

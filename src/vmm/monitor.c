@@ -722,6 +722,7 @@ enum vmm_err monitor_create(struct monitor **out, const struct monitor_config *c
 	for (unsigned i = 0; i < sizeof(m->virtio_irq_fd) / sizeof(m->virtio_irq_fd[0]); i++)
 		m->virtio_irq_fd[i] = -1;
 	pthread_mutex_init(&m->end_lock, NULL);
+	pthread_cond_init(&m->sealed_cond, NULL);
 	vm_init(&m->vm);
 	for (unsigned i = 0; i < MONITOR_MAX_CPUS; i++) {
 		m->vcpu[i].fd = -1;
@@ -862,6 +863,7 @@ void monitor_destroy(struct monitor *m)
 	vm_close(&m->vm);
 	if (m->end_fd >= 0)
 		close(m->end_fd);
+	pthread_cond_destroy(&m->sealed_cond);
 	pthread_mutex_destroy(&m->end_lock);
 	free(m);
 }

@@ -9,7 +9,8 @@
  * on the same calls.
  *
  * Life cycle: monitor_create() (everything prepared, nothing runs) → monitor_start() (vCPU
- * threads run the guest) → monitor_wait() (until the guest ends or a signal arrives) →
+ * threads ready) → the caller's main thread enters its allow-list → monitor_sealed() (the
+ * vCPUs run the guest) → monitor_wait() (until the guest ends or a signal arrives) →
  * monitor_destroy() (threads joined, memory unmapped, fds closed — on every path).
  */
 
@@ -133,8 +134,17 @@ struct monitor;
 enum vmm_err monitor_create(struct monitor **out, const struct monitor_config *cfg,
                             struct cl_diag *d);
 
-/* Start one thread per vCPU, each pinned to its host CPU. */
+/* Start one thread per vCPU, each pinned to its host CPU. They enter their allow-list, then
+ * wait for monitor_sealed() before running any guest code. */
 enum vmm_err monitor_start(struct monitor *m, struct cl_diag *d);
+
+/*
+ * The caller's main thread has entered its own allow-list (or will not, under --no-seccomp,
+ * or failed to and stopped the enclave): the vCPUs may run the guest now. Until then no
+ * guest instruction runs, so no thread this process has is the guest's while its main
+ * thread, the one other processes (the NSM daemon) see in /proc/PID/status, is unfiltered.
+ */
+void monitor_sealed(struct monitor *m);
 
 /*
  * Wait until the guest ends, or until one of the signals in @sigfd (a signalfd, or -1) arrives,

@@ -55,6 +55,8 @@ struct monitor {
 	 * the vsock device's thread; read by any thread. */
 	unsigned app_exit;
 	pthread_mutex_t end_lock;
+	pthread_cond_t sealed_cond; /* under end_lock: sealed, or the enclave ended */
+	bool sealed; /* monitor_sealed() was called */
 	enum monitor_end end;
 	char why[256];
 	bool joined;

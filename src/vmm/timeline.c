@@ -10,7 +10,7 @@ static const char *const event_key[TL_COUNT] = {
 	[TL_START] = "start",       [TL_MEMORY] = "memory", [TL_READY] = "ready",
 	[TL_VCPU_RUN] = "vcpu_run", [TL_UART] = "uart",     [TL_INIT] = "init",
 	[TL_DEVICES] = "devices",   [TL_VIRTIO] = "virtio", [TL_HEARTBEAT] = "heartbeat",
-	[TL_APP] = "app",
+	[TL_APP] = "app",           [TL_SEALED] = "sealed",
 };
 
 uint64_t timeline_now_ns(void)

@@ -24,6 +24,7 @@ enum timeline_event {
 	TL_VIRTIO, /* the guest's first access to a virtio-mmio device (a driver probing) */
 	TL_HEARTBEAT, /* the Nitro heartbeat (0xB7 on CID 3 port 9000) arrived */
 	TL_APP, /* boot timer: init starts the application */
+	TL_SEALED, /* the main thread is under its allow-list: the vCPUs may run the guest */
 	TL_COUNT
 };
 

@@ -195,6 +195,11 @@ void *vcpu_thread(void *arg)
 			return NULL;
 		}
 	}
+	/* No guest code before the main thread is under its own filter (monitor_sealed). */
+	pthread_mutex_lock(&m->end_lock);
+	while (!m->sealed && !ended(m))
+		pthread_cond_wait(&m->sealed_cond, &m->end_lock);
+	pthread_mutex_unlock(&m->end_lock);
 	if (v->id == 0)
 		timeline_mark(&m->tl, TL_VCPU_RUN);
 	while (!ended(m)) {

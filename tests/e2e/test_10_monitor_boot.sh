@@ -3,7 +3,8 @@
 # The Debian cloud kernel, from an EIF, reaches the test init with 1 and with 2 vCPUs and powers
 # off cleanly (exit status 0): unpacked by the monitor (the first boot fills the kernel cache,
 # the second maps it) and, with the cache off, through the bzImage's own decompressor. The boot
-# timeline (--timeline) saw each step in order, including the init's boot-timer write.
+# timeline (--timeline) saw each step in order, including the init's boot-timer write, and no
+# guest code ran before the monitor's main thread was under its allow-list.
 . "$(dirname "$0")/monitor-lib.sh"
 
 kernel=$(enclave_kernel) || { fail "no enclave kernel (scripts/fetch-kernel.sh enclave)"; finish; }
@@ -39,12 +40,13 @@ for c in "1 $cache unpacked now" "2 $cache unpacked from the cache" \
 		fail "$n vCPU(s): no '$want' in the monitor's log"
 		grep -E "kernel|bzImage" "$work/boot$n.err" | head -5
 	fi
-	# Set-up, first guest entry, the kernel's first UART access and the init's boot-timer
-	# write, each seen and in that order; no heartbeat (this init has no vsock device).
+	# Set-up, the main thread under its allow-list, first guest entry, the kernel's first
+	# UART access and the init's boot-timer write, each seen and in that order (no guest
+	# code before the main thread is sealed); no heartbeat (this init has no vsock device).
 	if out=$(python3 - "$work/timeline$n.json" <<'PY' 2>&1
 import json, sys
 t = json.load(open(sys.argv[1]))
-steps = ["ready", "vcpu_run", "uart", "init"]
+steps = ["ready", "sealed", "vcpu_run", "uart", "init"]
 missing = [s for s in steps if t.get(s) is None]
 assert not missing, f"not recorded: {missing} in {t}"
 times = [t[s] for s in steps]

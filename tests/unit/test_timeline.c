@@ -77,7 +77,8 @@ static void test_timeline_json_names_each_event(void **state)
 	assert_string_equal(buf, "{\"unit\":\"ms\",\"ready\":30.000,\"memory\":null,"
 	                         "\"vcpu_run\":31.000,"
 	                         "\"uart\":900.000,\"init\":4000.000,\"devices\":4500.000,"
-	                         "\"virtio\":null,\"heartbeat\":4800.000,\"app\":null}");
+	                         "\"virtio\":null,\"heartbeat\":4800.000,\"app\":null,"
+	                         "\"sealed\":null}");
 	/* Too small a buffer is an error, never a truncated object. */
 	for (size_t len = 0; len <= (size_t)n; len++)
 		assert_int_equal(timeline_json(&t, buf, len), -1);

@@ -425,6 +425,7 @@ int enclave_process_main(const struct run_args *a, const struct parent_identity 
 		cl_err("%s; ending the enclave", d.msg);
 		monitor_stop(e.m, MONITOR_END_MONITOR_ERROR, "%s", d.msg);
 	}
+	monitor_sealed(e.m);
 	end = monitor_wait(e.m, sigfd, why, sizeof(why));
 	atomic_store(&e.terminating, true);
 	cl_info("enclave %s ended: %s: %s", e.launch.enclave_id, monitor_end_name(end), why);
