@@ -325,9 +325,12 @@ static void test_hugepages_round_up_to_smallest_page(void **state)
 	assert_int_equal(pool_hugepages_release(f->root, 0, &res, NULL, NULL), POOL_OK);
 }
 
-/* Like the kernel when memory is short: store at most a per-size cap instead of the value. */
+/* Like the kernel when memory is short: store at most a per-size cap instead of the value.
+ * A write to a node's compact file counts, and raises the 2 MiB cap by @compact_2m (memory
+ * that was free but scattered). */
 struct clamp {
-	uint64_t max_1g, max_2m;
+	uint64_t max_1g, max_2m, compact_2m;
+	unsigned compactions;
 };
 
 static int clamp_write(const char *path, const char *value, void *opaque)
@@ -336,6 +339,13 @@ static int clamp_write(const char *path, const char *value, void *opaque)
 	unsigned long long v = strtoull(value, NULL, 10);
 	char buf[32];
 	FILE *fp;
+
+	if (strstr(path, "/node0/compact")) {
+		assert_string_equal(value, "1");
+		c->compactions++;
+		c->max_2m += c->compact_2m;
+		return 0;
+	}
 
 	if (strstr(path, "1048576kB") && v > c->max_1g)
 		v = c->max_1g;
@@ -384,11 +394,36 @@ static void test_hugepages_shortfall_rolls_back_to_previous_counts(void **state)
 	assert_string_equal(v, "10");
 	fake_read(f->root, HP(0, 1048576), v, sizeof(v));
 	assert_string_equal(v, "0");
-	/* The message names the shortfall and the fix. */
+	/* Memory was compacted before giving up; the message names the shortfall and the fix. */
+	assert_int_equal(c.compactions, 1);
+	assert_non_null(strstr(d.msg, "even after compacting memory"));
 	assert_non_null(strstr(d.msg, "only 200 of 1024 MiB"));
 	assert_non_null(strstr(d.msg, "got 100 of 512"));
 	assert_non_null(strstr(d.msg, "memory_mib"));
 	fake_write(f->root, "0\n", HP(0, 2048));
+}
+
+/* Free but scattered memory: short at first, enough once the kernel compacted it. */
+static void test_hugepages_compact_memory_when_short(void **state)
+{
+	struct fixture *f = *state;
+	struct clamp c = { 0, 100, 1000, 0 };
+	struct pool_sysfs_ops ops = { clamp_write, &c };
+	struct pool_hugepages res;
+	char v[32];
+
+	assert_int_equal(pool_hugepages_reserve(f->root, 0, 1024, &ops, &res, NULL), POOL_OK);
+	assert_int_equal(c.compactions, 1);
+	fake_read(f->root, HP(0, 2048), v, sizeof(v));
+	assert_string_equal(v, "512");
+	assert_int_equal(pool_hugepages_release(f->root, 0, &res, &ops, NULL), POOL_OK);
+	fake_read(f->root, HP(0, 2048), v, sizeof(v));
+	assert_string_equal(v, "0");
+	/* Enough at once: no compaction. */
+	c.max_2m = 100000;
+	assert_int_equal(pool_hugepages_reserve(f->root, 0, 1024, &ops, &res, NULL), POOL_OK);
+	assert_int_equal(c.compactions, 1);
+	assert_int_equal(pool_hugepages_release(f->root, 0, &res, &ops, NULL), POOL_OK);
 }
 
 static void test_hugepages_missing_node_is_an_error(void **state)
@@ -724,6 +759,7 @@ int main(void)
 		cmocka_unit_test(test_hugepages_round_up_to_smallest_page),
 		cmocka_unit_test(test_hugepages_fall_back_to_smaller_pages),
 		cmocka_unit_test(test_hugepages_shortfall_rolls_back_to_previous_counts),
+		cmocka_unit_test(test_hugepages_compact_memory_when_short),
 		cmocka_unit_test(test_hugepages_missing_node_is_an_error),
 		cmocka_unit_test(test_pool_record_round_trips),
 		cmocka_unit_test(test_state_dir_not_writable_is_named_with_the_fix),

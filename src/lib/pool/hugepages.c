@@ -2,8 +2,8 @@
 /*
  * Hugepage reservation through sysfs, per NUMA node, as nitro-cli's allocator does it
  * (nitro-compat §2.8): largest page size first, read back what the kernel really allocated (it
- * silently allocates fewer pages when memory is short or fragmented), roll everything back on a
- * shortfall.
+ * silently allocates fewer pages when memory is short or fragmented), once more after asking
+ * the kernel to compact memory, roll everything back on a shortfall.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -119,12 +119,70 @@ static int write_count(const char *path, uint64_t v, const struct pool_sysfs_ops
 	return POOL_OK;
 }
 
+/*
+ * One pass over the page sizes, largest first: ask for what is still @remaining (KiB) of
+ * each size on top of what it has (@before plus what earlier passes added), and read back
+ * what the kernel really added. @asked counts the pages requested per size.
+ */
+static int reserve_pass(const char *dir, const uint64_t *kib, unsigned n, const uint64_t *before,
+                        const struct pool_sysfs_ops *ops, struct pool_hugepages *res,
+                        uint64_t *asked, uint64_t *remaining, struct cl_diag *d)
+{
+	char path[PATH_MAX + 64];
+	int rc;
+
+	for (unsigned i = 0; i < n && *remaining; i++) {
+		uint64_t want = *remaining / kib[i], now = before[i] + res->size[i].added, after,
+		         got;
+
+		if (!want)
+			continue;
+		snprintf(path, sizeof(path), "%s/hugepages-%llukB/nr_hugepages", dir,
+		         (unsigned long long)kib[i]);
+		rc = write_count(path, now + want, ops, d);
+		if (rc)
+			return rc;
+		rc = read_count(path, &after, d);
+		if (rc)
+			return rc;
+		/* The kernel may allocate fewer pages than asked (never more). */
+		got = after > now ? after - now : 0;
+		if (got > want)
+			got = want;
+		if (!asked[i])
+			asked[i] = want;
+		res->size[i].added += got;
+		*remaining -= got * kib[i];
+	}
+	return POOL_OK;
+}
+
+/*
+ * Ask the kernel to compact node @node's memory (or all memory, without per-node files):
+ * free hugepages need physically contiguous memory, and on a host that has run for a while
+ * it is there but scattered. Best effort; nothing to report if it cannot.
+ */
+static void compact(const char *sysroot, int node, const struct pool_sysfs_ops *ops)
+{
+	char path[PATH_MAX];
+	int err;
+
+	snprintf(path, sizeof(path), "%s/sys/devices/system/node/node%d/compact", sysroot, node);
+	err = ops && ops->write ? ops->write(path, "1", ops->opaque) : pool_write_small(path, "1");
+	if (err == -ENOENT) {
+		snprintf(path, sizeof(path), "%s/proc/sys/vm/compact_memory", sysroot);
+		(void)(ops && ops->write ? ops->write(path, "1", ops->opaque)
+		                         : pool_write_small(path, "1"));
+	}
+}
+
 int pool_hugepages_reserve(const char *sysroot, int node, uint64_t mib,
                            const struct pool_sysfs_ops *ops, struct pool_hugepages *res,
                            struct cl_diag *d)
 {
 	char dir[PATH_MAX], path[PATH_MAX + 64], detail[256] = "";
-	uint64_t kib[POOL_MAX_PAGE_SIZES], before[POOL_MAX_PAGE_SIZES], remaining, want_kib;
+	uint64_t kib[POOL_MAX_PAGE_SIZES], before[POOL_MAX_PAGE_SIZES],
+	        asked[POOL_MAX_PAGE_SIZES] = { 0 }, remaining, want_kib;
 	size_t dl = 0;
 	unsigned n;
 	int rc;
@@ -154,37 +212,27 @@ int pool_hugepages_reserve(const char *sysroot, int node, uint64_t mib,
 		if (rc)
 			goto rollback;
 	}
-	for (unsigned i = 0; i < n && remaining; i++) {
-		uint64_t want = remaining / kib[i], after;
-
-		if (!want)
-			continue;
-		snprintf(path, sizeof(path), "%s/hugepages-%llukB/nr_hugepages", dir,
-		         (unsigned long long)kib[i]);
-		rc = write_count(path, before[i] + want, ops, d);
-		if (rc)
-			goto rollback;
-		rc = read_count(path, &after, d);
-		if (rc)
-			goto rollback;
-		/* The kernel may allocate fewer pages than asked (never more). */
-		res->size[i].added = after > before[i] ? after - before[i] : 0;
-		if (res->size[i].added > want)
-			res->size[i].added = want;
-		remaining -= res->size[i].added * kib[i];
-		if (res->size[i].added < want && dl < sizeof(detail))
+	rc = reserve_pass(dir, kib, n, before, ops, res, asked, &remaining, d);
+	if (!rc && remaining) {
+		/* Short: memory may be free but fragmented. Compact it and ask once more. */
+		compact(sysroot, node, ops);
+		rc = reserve_pass(dir, kib, n, before, ops, res, asked, &remaining, d);
+	}
+	if (rc)
+		goto rollback;
+	for (unsigned i = 0; i < n && remaining && dl < sizeof(detail); i++)
+		if (res->size[i].added < asked[i])
 			dl += (size_t)snprintf(detail + dl, sizeof(detail) - dl,
 			                       "%s%llu kB pages: got %llu of %llu", dl ? "; " : "",
 			                       (unsigned long long)kib[i],
 			                       (unsigned long long)res->size[i].added,
-			                       (unsigned long long)want);
-	}
+			                       (unsigned long long)asked[i]);
 	if (!remaining)
 		return POOL_OK;
 	cl_diag_set(d,
-	            "NUMA node %d: only %llu of %llu MiB of hugepages could be reserved (%s); "
-	            "free memory on that node (or reserve hugepages at boot with hugepages= on "
-	            "the kernel command line), or lower memory_mib",
+	            "NUMA node %d: only %llu of %llu MiB of hugepages could be reserved (%s), even "
+	            "after compacting memory; free memory on that node (or reserve hugepages at "
+	            "boot with hugepages= on the kernel command line), or lower memory_mib",
 	            node, (unsigned long long)((want_kib - remaining) / 1024),
 	            (unsigned long long)(want_kib / 1024), detail);
 	rc = POOL_ERR_HUGEPAGES;

@@ -207,9 +207,11 @@ struct pool_sysfs_ops {
  * Add hugepages worth @mib MiB on NUMA node @node through
  * <sysroot>/sys/devices/system/node/node<N>/hugepages/hugepages-<K>kB/nr_hugepages, largest page
  * size first (the request is rounded up to the smallest size), reading back what the kernel
- * actually allocated. On a shortfall every size is restored to its previous count and
- * POOL_ERR_HUGEPAGES is returned with @d saying how much was short and how to fix it. On success
- * *res records what was added. Needs root on a real host.
+ * actually allocated; when short, once more after asking the kernel to compact the node's
+ * memory (<sysroot>/sys/devices/system/node/node<N>/compact, else
+ * <sysroot>/proc/sys/vm/compact_memory). On a shortfall every size is restored to its previous
+ * count and POOL_ERR_HUGEPAGES is returned with @d saying how much was short and how to fix it.
+ * On success *res records what was added. Needs root on a real host.
  */
 int pool_hugepages_reserve(const char *sysroot, int node, uint64_t mib,
                            const struct pool_sysfs_ops *ops, struct pool_hugepages *res,
