@@ -178,11 +178,10 @@ static void *populate_main(void *arg)
 	 * (docs/benchmarks.md). ram_size is a whole number of pages (vm.c). */
 	for (uint64_t done = 0; done < m->vm.ram_size && !m->populate_err; done += chunk) {
 		uint64_t off = m->vm.ram_size - done - chunk;
-		uint64_t len = chunk;
 
 		if (__atomic_load_n(&m->end, __ATOMIC_ACQUIRE) != MONITOR_END_NONE)
 			return NULL; /* the enclave already ended: no point */
-		m->populate_err = vm_ram_populate(&m->vm, off, len);
+		m->populate_err = vm_ram_populate(&m->vm, off, chunk);
 	}
 	if (!m->populate_err)
 		timeline_mark(&m->tl, TL_MEMORY);

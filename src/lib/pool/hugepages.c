@@ -103,6 +103,13 @@ static int read_count(const char *path, uint64_t *v, struct cl_diag *d)
 	return POOL_OK;
 }
 
+/* Write @value to the sysfs/procfs file @path, through @ops when the caller gave one (tests). */
+static int sysfs_write(const char *path, const char *value, const struct pool_sysfs_ops *ops)
+{
+	return ops && ops->write ? ops->write(path, value, ops->opaque)
+	                         : pool_write_small(path, value);
+}
+
 static int write_count(const char *path, uint64_t v, const struct pool_sysfs_ops *ops,
                        struct cl_diag *d)
 {
@@ -110,7 +117,7 @@ static int write_count(const char *path, uint64_t v, const struct pool_sysfs_ops
 	int err;
 
 	snprintf(buf, sizeof(buf), "%llu", (unsigned long long)v);
-	err = ops && ops->write ? ops->write(path, buf, ops->opaque) : pool_write_small(path, buf);
+	err = sysfs_write(path, buf, ops);
 	if (err) {
 		cl_diag_set(d, "cannot write %s to %s: %s%s", buf, path, strerror(-err),
 		            err == -EACCES || err == -EPERM ? " (run as root)" : "");
@@ -165,14 +172,11 @@ static int reserve_pass(const char *dir, const uint64_t *kib, unsigned n, const 
 static void compact(const char *sysroot, int node, const struct pool_sysfs_ops *ops)
 {
 	char path[PATH_MAX];
-	int err;
 
 	snprintf(path, sizeof(path), "%s/sys/devices/system/node/node%d/compact", sysroot, node);
-	err = ops && ops->write ? ops->write(path, "1", ops->opaque) : pool_write_small(path, "1");
-	if (err == -ENOENT) {
+	if (sysfs_write(path, "1", ops) == -ENOENT) {
 		snprintf(path, sizeof(path), "%s/proc/sys/vm/compact_memory", sysroot);
-		(void)(ops && ops->write ? ops->write(path, "1", ops->opaque)
-		                         : pool_write_small(path, "1"));
+		(void)sysfs_write(path, "1", ops);
 	}
 }
 
