@@ -35,6 +35,7 @@ fi
 PACKAGES=(
 	meson ninja-build pkg-config gcc clang clang-format libclang-rt-14-dev
 	libssl-dev libcbor-dev libarchive-dev libseccomp-dev libjson-c-dev libcmocka-dev zlib1g-dev
+	libzstd-dev
 	busybox-static cpio xz-utils zstd kmod umoci skopeo
 	python3 python3-matplotlib hyperfine openssl
 )
