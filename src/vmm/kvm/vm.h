@@ -34,6 +34,7 @@ struct vm {
 	int vm_fd;
 	int run_size; /* mmap size of struct kvm_run */
 	struct kvm_cpuid2 *cpuid; /* KVM_GET_SUPPORTED_CPUID, malloc'd */
+	bool tsc_deadline; /* KVM emulates the LAPIC's TSC-deadline mode (not in the table above) */
 	uint8_t *ram;
 	uint64_t ram_size;
 	bool ram_external; /* vm_ram_attach(): the caller maps and unmaps it */

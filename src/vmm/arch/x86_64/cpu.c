@@ -7,6 +7,7 @@
 #include "vmm/arch/x86_64/cpu.h"
 #include "vmm/arch/x86_64/layout.h"
 
+#define CPUID_1_ECX_TSC_DEADLINE (1u << 24)
 #define CPUID_1_ECX_HYPERVISOR (1u << 31)
 #define CPUID_1_EDX_HTT (1u << 28)
 
@@ -29,6 +30,8 @@ enum vmm_err cpu_set_cpuid(const struct vm *vm, int vcpu_fd, unsigned id, unsign
 		case 1:
 			e->ebx = (e->ebx & 0x0000ffffu) | (id << 24) | ((ncpus & 0xff) << 16);
 			e->ecx |= CPUID_1_ECX_HYPERVISOR;
+			if (vm->tsc_deadline)
+				e->ecx |= CPUID_1_ECX_TSC_DEADLINE;
 			if (ncpus > 1)
 				e->edx |= CPUID_1_EDX_HTT;
 			else
