@@ -10,9 +10,11 @@
  * a second daemon cannot bind it, and it vanishes with the process). Monitors start it when
  * they find none; it ends --linger seconds after its last session. A thread per session: an
  * image is measured (SHA-384 over the whole EIF) while other enclaves' requests are answered.
- * Once listening, the process runs under a seccomp allow-list (SANDBOX_NSMD).
+ * Once listening, the process runs under a seccomp allow-list (SANDBOX_NSMD), and the only
+ * files it can reach are its CA directory's and /proc's (Landlock, where the kernel has it):
+ * the CA directory is part of its name, so each daemon serves one.
  *
- * Usage: cloister-nsmd --name NAME [--ready-fd FD] [--linger SECONDS]
+ * Usage: cloister-nsmd --name NAME --ca-dir DIR [--ready-fd FD] [--linger SECONDS]
  */
 #define _GNU_SOURCE 1
 #include <errno.h>
@@ -34,14 +36,19 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include "lib/nsm/device.h"
 #include "lib/nsm/wire.h"
 #include "vmm/devices/nsm_backend.h"
+#include "lib/util/file.h"
+#include "vmm/sandbox/landlock.h"
 #include "vmm/sandbox/seccomp.h"
 
 static atomic_uint live_sessions;
 static int wake_fd = -1;
 static unsigned own_filters;
+static const char *ca_dir; /* absolute; every session's CA (--ca-dir) */
 
 /*
  * How many seccomp filters @pid runs under (Seccomp_filters in /proc/PID/status, Linux 5.9;
@@ -168,8 +175,15 @@ static void *session_open(int fd, pid_t peer)
 		            strerror(errno));
 		goto refuse;
 	}
+	/* The name a monitor connects to is made from the CA directory it asks for: another one
+	 * here is a bug, not a choice. */
+	if (str[NSMD_STR_CA_DIR] && strcmp(str[NSMD_STR_CA_DIR], ca_dir)) {
+		cl_diag_set(&d, "this NSM daemon keeps the attestation CA in %s, not %s", ca_dir,
+		            str[NSMD_STR_CA_DIR]);
+		goto refuse;
+	}
 	cfg.module_id = str[NSMD_STR_MODULE_ID];
-	cfg.ca_dir = str[NSMD_STR_CA_DIR];
+	cfg.ca_dir = ca_dir;
 	cfg.parent_role = str[NSMD_STR_PARENT_ROLE];
 	cfg.parent_id = str[NSMD_STR_PARENT_ID];
 	cfg.debug_mode = o->debug_mode != 0;
@@ -305,7 +319,7 @@ int main(int argc, char **argv)
 	socklen_t salen;
 	int ready_fd = -1, lfd;
 	long linger_ms = 1000;
-	char msg[256];
+	char msg[512];
 
 	for (int i = 1; i + 1 < argc; i += 2) {
 		if (!strcmp(argv[i], "--name"))
@@ -314,9 +328,13 @@ int main(int argc, char **argv)
 			ready_fd = atoi(argv[i + 1]);
 		else if (!strcmp(argv[i], "--linger"))
 			linger_ms = (long)(atof(argv[i + 1]) * 1000.0);
+		else if (!strcmp(argv[i], "--ca-dir"))
+			ca_dir = argv[i + 1];
 	}
-	if (!name || strlen(name) + 1 >= sizeof(sa.sun_path) || linger_ms < 0) {
-		fprintf(stderr, "usage: cloister-nsmd --name NAME [--ready-fd FD] [--linger S]\n"
+	if (!name || strlen(name) + 1 >= sizeof(sa.sun_path) || linger_ms < 0 || !ca_dir ||
+	    ca_dir[0] != '/') {
+		fprintf(stderr, "usage: cloister-nsmd --name NAME --ca-dir ABSOLUTE-DIR "
+		                "[--ready-fd FD] [--linger S]\n"
 		                "(monitors start it; see docs/attestation.md)\n");
 		ready(ready_fd, "bad arguments\n");
 		return 2;
@@ -356,12 +374,28 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	/* From here on, whatever a guest's request makes of this process, it cannot start a
-	 * program, open a socket or touch another process (docs/security.md). Threads started
-	 * later inherit the filter. own_filters was counted before it. */
+	 * program, open a socket or touch another process, and of the file system it reaches
+	 * only its CA directory and /proc (a peer's seccomp state) (docs/security.md). Threads
+	 * started later inherit both. own_filters was counted before. OpenSSL reads its
+	 * configuration now, while it still can. */
 	{
+		const struct sandbox_fs_rule keep[] = {
+			{ ca_dir, SANDBOX_FS_READ | SANDBOX_FS_WRITE },
+			{ "/proc", SANDBOX_FS_READ },
+		};
 		struct cl_diag d = { "" };
 
-		if (sandbox_enter(SANDBOX_NSMD, &d) < 0) {
+		OPENSSL_init_crypto(OPENSSL_INIT_LOAD_CONFIG, NULL);
+		if (cl_mkdir_p(ca_dir, &d) < 0) {
+			snprintf(msg, sizeof(msg),
+			         "attestation CA in %.100s: %.100s (run as root, or set "
+			         "CLOISTER_CA_DIR or --ca-dir to a directory you may write)\n",
+			         ca_dir, d.msg);
+			ready(ready_fd, msg);
+			return 1;
+		}
+		if (sandbox_confine_fs(keep, sizeof(keep) / sizeof(keep[0]), &d) < 0 ||
+		    sandbox_enter(SANDBOX_NSMD, &d) < 0) {
 			snprintf(msg, sizeof(msg), "%.250s\n", d.msg);
 			ready(ready_fd, msg);
 			return 1;

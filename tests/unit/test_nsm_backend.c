@@ -25,6 +25,7 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include "cloister/attest.h"
 #include "cloister/eif.h"
 #include "lib/nsm/wire.h"
 #include "lib/util/file.h"
@@ -69,8 +70,9 @@ static uint8_t *make_eif(size_t *len, struct eif_measurements *meas)
 	return make_eif_with("console=ttyS0", len, meas);
 }
 
-/* The pid of the daemon serving this test's state directory, or -1 when none listens. */
-static pid_t daemon_pid(void)
+/* The pid of the daemon serving this test's state directory and CA directory @ca, or -1 when
+ * none listens. */
+static pid_t daemon_pid_for(const char *ca)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct ucred cr;
@@ -79,7 +81,7 @@ static pid_t daemon_pid(void)
 	pid_t pid = -1;
 	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 
-	nsmd_socket_name(dir, name, sizeof(name));
+	nsmd_socket_name(dir, ca, name, sizeof(name));
 	memcpy(sa.sun_path + 1, name, strlen(name));
 	if (fd >= 0 &&
 	    connect(fd, (struct sockaddr *)&sa,
@@ -89,6 +91,11 @@ static pid_t daemon_pid(void)
 	if (fd >= 0)
 		close(fd);
 	return pid;
+}
+
+static pid_t daemon_pid(void)
+{
+	return daemon_pid_for(ca_dir);
 }
 
 /* The "Seccomp_filters:" count in /proc/@pid/status (-1 if absent). */
@@ -277,6 +284,44 @@ static void test_nsm_backend_refuses_a_sandboxed_process(void **state)
 	free(eif);
 }
 
+/* The daemon may reach no files but its CA directory's, so each CA directory gets a daemon of
+ * its own; each creates its CA where its sessions asked. */
+static void test_nsm_backend_each_ca_directory_has_its_own_daemon(void **state)
+{
+	char other[sizeof(ca_dir) + 8], root_pem[sizeof(other) + 32];
+	struct nsm_backend_config c1 = { .ca_dir = ca_dir, .module_id = "i-0-enc06" };
+	struct nsm_backend_config c2 = { .ca_dir = other, .module_id = "i-0-enc07" };
+	const struct nsm_backend *b = nsm_backend_load(NULL);
+	struct eif_measurements m;
+	struct eif_image g1, g2;
+	struct cl_diag d = { "" };
+	size_t len;
+	uint8_t *eif = make_eif(&len, &m);
+	void *s1 = NULL, *s2 = NULL;
+	pid_t p1, p2;
+
+	(void)state;
+	snprintf(other, sizeof(other), "%s/ca2", dir);
+	if (b->open(&c1, eif, len, &s1, &g1, &d) != NSM_BACKEND_OK)
+		fail_msg("open 1: %s", d.msg);
+	if (b->open(&c2, eif, len, &s2, &g2, &d) != NSM_BACKEND_OK)
+		fail_msg("open 2: %s", d.msg);
+	p1 = daemon_pid_for(ca_dir);
+	p2 = daemon_pid_for(other);
+	assert_true(p1 > 0);
+	assert_true(p2 > 0);
+	assert_int_not_equal(p1, p2);
+	snprintf(root_pem, sizeof(root_pem), "%s/%s", other, ATTEST_ROOT_CERT);
+	assert_int_equal(access(root_pem, R_OK), 0);
+	b->close(s1);
+	b->close(s2);
+	assert_true(gone_within(p1, 30));
+	assert_true(gone_within(p2, 30));
+	eif_image_release(&g1);
+	eif_image_release(&g2);
+	free(eif);
+}
+
 static void test_nsm_backend_refuses_what_is_not_an_eif(void **state)
 {
 	struct nsm_backend_config cfg = { .ca_dir = ca_dir, .module_id = "i-0-enc02" };
@@ -303,6 +348,7 @@ int main(void)
 		cmocka_unit_test(test_nsm_backend_measures_what_it_is_given),
 		cmocka_unit_test(test_nsm_backend_sessions_share_a_daemon_not_their_pcrs),
 		cmocka_unit_test(test_nsm_backend_refuses_a_sandboxed_process),
+		cmocka_unit_test(test_nsm_backend_each_ca_directory_has_its_own_daemon),
 		cmocka_unit_test(test_nsm_backend_refuses_what_is_not_an_eif),
 	};
 

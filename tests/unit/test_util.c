@@ -4,7 +4,10 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <errno.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -102,6 +105,30 @@ static void test_file_read_all_refuses_files_over_the_limit(void **state)
 	assert_non_null(strstr(d.msg, "cannot open"));
 }
 
+static void test_mkdir_p_makes_parents_and_names_what_it_cannot_make(void **state)
+{
+	char root[] = "/tmp/cloister-mkdir-XXXXXX", path[128], file[128];
+	struct cl_diag d = { 0 };
+	struct stat st;
+
+	(void)state;
+	assert_non_null(mkdtemp(root));
+	snprintf(path, sizeof(path), "%s/a/b/c/", root);
+	assert_int_equal(cl_mkdir_p(path, &d), 0);
+	assert_int_equal(stat(path, &st), 0);
+	assert_true(S_ISDIR(st.st_mode));
+	assert_int_equal(cl_mkdir_p(path, &d), 0); /* all there already */
+	/* a file where a directory must go */
+	snprintf(file, sizeof(file), "%s/a/f", root);
+	assert_int_equal(cl_file_write_atomic(file, "x", 1, 0600, &d), 0);
+	snprintf(path, sizeof(path), "%s/a/f/g", root);
+	assert_int_equal(cl_mkdir_p(path, &d), -ENOTDIR);
+	assert_non_null(strstr(d.msg, path));
+	assert_int_equal(cl_mkdir_p("", &d), -ENAMETOOLONG);
+	snprintf(path, sizeof(path), "rm -rf '%s'", root);
+	assert_int_equal(system(path), 0);
+}
+
 static void test_diag_prefix_keeps_the_original_message(void **state)
 {
 	struct cl_diag d;
@@ -121,6 +148,7 @@ int main(void)
 		cmocka_unit_test(test_big_endian_round_trip),
 		cmocka_unit_test(test_hex_encode_decode),
 		cmocka_unit_test(test_file_read_all_refuses_files_over_the_limit),
+		cmocka_unit_test(test_mkdir_p_makes_parents_and_names_what_it_cannot_make),
 		cmocka_unit_test(test_diag_prefix_keeps_the_original_message),
 	};
 

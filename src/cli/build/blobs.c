@@ -15,6 +15,7 @@
 
 #include "cli/build/build.h"
 #include "lib/image/image.h"
+#include "lib/util/file.h"
 
 int cli_blobs_cache_dir(char *out, size_t cap)
 {
@@ -42,21 +43,6 @@ int cli_default_blobs_dir(char *out, size_t cap)
 		return -1;
 	memcpy(out + n, "/default", sizeof("/default"));
 	return 0;
-}
-
-static int mkdir_p(char *path)
-{
-	for (char *p = path + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(path, 0755) < 0 && errno != EEXIST) {
-			*p = '/';
-			return -1;
-		}
-		*p = '/';
-	}
-	return mkdir(path, 0755) < 0 && errno != EEXIST ? -1 : 0;
 }
 
 /* cloister-init next to this executable: the build tree or an installed prefix. */
@@ -146,8 +132,8 @@ int cmd_blobs(int argc, char **argv)
 			return cli_fail(E_BLOBS_PATH_NOT_SET, "set HOME or CLOISTER_CACHE");
 		snprintf(out, sizeof(out), "%s/.staging-%d", cache, (int)getpid());
 	}
-	if (mkdir_p(out) < 0)
-		return cli_fail(E_FILE_OPERATION, "cannot create '%s': %s", out, strerror(errno));
+	if (cl_mkdir_p(out, &d) < 0)
+		return cli_fail(E_FILE_OPERATION, "%s", d.msg);
 	err = img_blobs_assemble(kernel_dir, init, img_default_modules, img_default_modules_count,
 	                         out, &release, &d);
 	if (err)

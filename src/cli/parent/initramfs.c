@@ -368,33 +368,6 @@ static uint64_t fnv1a(uint64_t h, const void *data, size_t len)
 	return h;
 }
 
-static int mkdir_p(const char *path, struct cl_diag *d)
-{
-	char tmp[PATH_MAX];
-	size_t n = strlen(path);
-
-	if (n == 0 || n >= sizeof(tmp)) {
-		cl_diag_set(d, "bad directory path '%s'", path);
-		return -1;
-	}
-	memcpy(tmp, path, n + 1);
-	for (char *p = tmp + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(tmp, 0755) < 0 && errno != EEXIST) {
-			cl_diag_set(d, "cannot create %s: %s", tmp, strerror(errno));
-			return -1;
-		}
-		*p = '/';
-	}
-	if (mkdir(tmp, 0755) < 0 && errno != EEXIST) {
-		cl_diag_set(d, "cannot create %s: %s", tmp, strerror(errno));
-		return -1;
-	}
-	return 0;
-}
-
 static int add_entry(struct archive *a, const char *path, unsigned type, unsigned mode,
                      const void *data, size_t len, const char *link, unsigned rdev_major,
                      unsigned rdev_minor)
@@ -556,7 +529,7 @@ int parent_initramfs_get(const struct parent_kernel *k, char *path, size_t cap, 
 	for (size_t i = 0; i < sizeof(wanted_modules) / sizeof(wanted_modules[0]); i++)
 		if (module_place(s, wanted_modules[i].name, wanted_modules[i].required, 0, d) < 0)
 			goto out;
-	if (mkdir_p(dir, d) < 0)
+	if (cl_mkdir_p(dir, d) < 0)
 		goto out;
 	snprintf(tmp, sizeof(tmp), "%s.%d.tmp", path, (int)getpid());
 	if (write_initramfs(tmp, busybox, busybox_len, s, d) < 0) {

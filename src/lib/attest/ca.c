@@ -75,33 +75,6 @@ const char *attest_ca_dir(const char *dir)
 	return ATTEST_CA_DEFAULT_DIR;
 }
 
-static int mkdir_p(const char *dir, struct cl_diag *d)
-{
-	char path[PATH_MAX];
-	size_t n = strlen(dir);
-
-	if (n == 0 || n >= sizeof(path)) {
-		cl_diag_set(d, "CA directory path '%s' is empty or too long", dir);
-		return -1;
-	}
-	memcpy(path, dir, n + 1);
-	for (char *p = path + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = 0;
-		if (mkdir(path, 0755) && errno != EEXIST) {
-			cl_diag_set(d, "cannot create directory '%s': %s", path, strerror(errno));
-			return -1;
-		}
-		*p = '/';
-	}
-	if (mkdir(path, 0755) && errno != EEXIST) {
-		cl_diag_set(d, "cannot create directory '%s': %s", path, strerror(errno));
-		return -1;
-	}
-	return 0;
-}
-
 static void join(char *out, size_t cap, const char *dir, const char *name)
 {
 	snprintf(out, cap, "%s/%s", dir, name);
@@ -285,7 +258,7 @@ enum attest_error attest_ca_init(const char *dir, bool force, struct cl_diag *d)
 	enum attest_error err;
 	int lock;
 
-	if (mkdir_p(dir, d))
+	if (cl_mkdir_p(dir, d))
 		return ATTEST_ERR_IO;
 	lock = lock_dir(dir, d);
 	if (lock < 0)

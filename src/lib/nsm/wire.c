@@ -79,11 +79,17 @@ ssize_t nsmd_recv(int fd, void *buf, size_t cap, int *got_fd)
 	return n;
 }
 
-void nsmd_socket_name(const char *state_dir, char *out, size_t len)
+void nsmd_socket_name(const char *state_dir, const char *ca_dir, char *out, size_t len)
 {
-	uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a: only to keep state directories apart */
+	uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a: only to keep directories apart */
 
-	for (const char *p = state_dir; *p; p++)
+	/* both strings with their NULs: ("a", "bc") and ("ab", "c") differ */
+	for (const char *p = state_dir;; p++) {
+		h = (h ^ (uint8_t)*p) * 0x100000001b3ull;
+		if (!*p)
+			break;
+	}
+	for (const char *p = ca_dir; *p; p++)
 		h = (h ^ (uint8_t)*p) * 0x100000001b3ull;
 	snprintf(out, len, "cloister-nsmd.v%d.%u.%016llx", NSMD_PROTO, (unsigned)geteuid(),
 	         (unsigned long long)h);

@@ -73,9 +73,10 @@ int nsmd_send(int fd, const void *hdr, size_t hdr_len, const void *payload, size
 ssize_t nsmd_recv(int fd, void *buf, size_t cap, int *got_fd);
 
 /*
- * The daemon's abstract socket name for this user and state directory (@state_dir: where
- * nitro-cli keeps its sockets), without the leading NUL, into @out.
+ * The daemon's abstract socket name for this user, state directory (@state_dir: where
+ * nitro-cli keeps its sockets) and CA directory (@ca_dir, absolute: the only files that daemon
+ * may touch), without the leading NUL, into @out.
  */
-void nsmd_socket_name(const char *state_dir, char *out, size_t len);
+void nsmd_socket_name(const char *state_dir, const char *ca_dir, char *out, size_t len);
 
 #endif

@@ -54,25 +54,6 @@ const char *pool_default_sysroot(void)
 	return env ? env : "";
 }
 
-static int mkdir_p(const char *path, mode_t mode)
-{
-	char buf[PATH_MAX];
-	size_t len = strlen(path);
-
-	if (len == 0 || len >= sizeof(buf))
-		return -ENAMETOOLONG;
-	memcpy(buf, path, len + 1);
-	for (size_t i = 1; i <= len; i++) {
-		if (buf[i] != '/' && buf[i] != '\0')
-			continue;
-		buf[i] = '\0';
-		if (mkdir(buf, mode) < 0 && errno != EEXIST)
-			return -errno;
-		buf[i] = path[i];
-	}
-	return 0;
-}
-
 int pool_open(const char *state_dir, const char *sysroot, struct pool **out, struct cl_diag *d)
 {
 	char path[PATH_MAX];
@@ -94,7 +75,7 @@ int pool_open(const char *state_dir, const char *sysroot, struct pool **out, str
 		cl_diag_set(d, "state directory path '%s' is too long", state_dir);
 		goto io;
 	}
-	err = mkdir_p(path, 0755);
+	err = cl_mkdir_p(path, NULL);
 	if (err) {
 		cl_diag_set(d, "cannot create the state directory %s: %s%s", path, strerror(-err),
 		            err == -EACCES ? " (run as root, or set NITRO_CLI_SOCKETS_PATH to a "

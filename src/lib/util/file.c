@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -125,4 +126,32 @@ int cl_file_write_atomic(const char *path, const void *data, size_t len, unsigne
 		unlink(tmp);
 	}
 	return err;
+}
+
+int cl_mkdir_p(const char *path, struct cl_diag *d)
+{
+	char tmp[PATH_MAX];
+	size_t n = strlen(path);
+
+	if (n == 0 || n >= sizeof(tmp)) {
+		cl_diag_set(d, "directory path '%s' is empty or too long", path);
+		return -ENAMETOOLONG;
+	}
+	memcpy(tmp, path, n + 1);
+	for (char *p = tmp + 1;; p++) {
+		char c = *p;
+
+		if (c != '/' && c != '\0')
+			continue;
+		*p = '\0';
+		if (mkdir(tmp, 0755) < 0 && errno != EEXIST) {
+			int err = -errno;
+
+			cl_diag_set(d, "cannot create directory '%s': %s", tmp, strerror(errno));
+			return err;
+		}
+		*p = c;
+		if (!c)
+			return 0;
+	}
 }

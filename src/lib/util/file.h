@@ -19,6 +19,10 @@ int cl_file_read_all(const char *path, size_t max, uint8_t **out, size_t *len, s
 int cl_file_write_atomic(const char *path, const void *data, size_t len, unsigned mode,
                          struct cl_diag *d);
 
+/* Create directory @path and any missing parents (mode 0755, as umask allows). Existing ones
+ * are fine. Returns 0, or -errno with @d naming the directory that could not be made. */
+int cl_mkdir_p(const char *path, struct cl_diag *d);
+
 /* Full read/write loops that retry on EINTR and short transfers. pread_full returns the number
  * of bytes read (less than @len only at end of file) or -errno. */
 long long cl_pread_full(int fd, void *buf, size_t len, uint64_t off);

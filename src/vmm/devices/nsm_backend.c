@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cloister/attest.h"
 #include "lib/nsm/device.h"
 #include "lib/nsm/wire.h"
 #include "lib/pool/pool.h"
@@ -79,11 +80,11 @@ static int connect_daemon(const char *name)
  * until it listens, or says why it cannot. Only async-signal-safe calls between fork and exec:
  * the monitor may have threads.
  */
-static int spawn_daemon(const char *name, struct cl_diag *d)
+static int spawn_daemon(const char *name, const char *ca_dir, struct cl_diag *d)
 {
-	char path[PATH_MAX + 64], said[256] = "", fdarg[] = "3", namearg[108];
-	char opt_name[] = "--name", opt_ready[] = "--ready-fd";
-	char *argv[] = { path, opt_name, namearg, opt_ready, fdarg, NULL };
+	char path[PATH_MAX + 64], said[256] = "", fdarg[] = "3", namearg[108], caarg[PATH_MAX];
+	char opt_name[] = "--name", opt_ready[] = "--ready-fd", opt_ca[] = "--ca-dir";
+	char *argv[] = { path, opt_name, namearg, opt_ready, fdarg, opt_ca, caarg, NULL };
 	int p[2], st = 0;
 	size_t got = 0;
 	ssize_t n;
@@ -100,6 +101,7 @@ static int spawn_daemon(const char *name, struct cl_diag *d)
 		return -1;
 	}
 	snprintf(namearg, sizeof(namearg), "%s", name);
+	snprintf(caarg, sizeof(caarg), "%s", ca_dir);
 	pid = fork();
 	if (pid == 0) {
 		sigset_t none;
@@ -190,14 +192,15 @@ static uint32_t put_str(uint8_t *buf, size_t *at, const char *s)
  * One try at a session: connect (starting the daemon if none listens), send the request,
  * read the answer. -EAGAIN when the daemon went away in between (it was ending as we came).
  */
-static int open_session(const char *name, const struct nsmd_open *o, const uint8_t *strs,
-                        size_t strs_len, int memfd, struct nsmd_opened *reply, struct cl_diag *d)
+static int open_session(const char *name, const char *ca_dir, const struct nsmd_open *o,
+                        const uint8_t *strs, size_t strs_len, int memfd, struct nsmd_opened *reply,
+                        struct cl_diag *d)
 {
 	ssize_t n;
 	int fd = connect_daemon(name);
 
 	if (fd == -ECONNREFUSED || fd == -ENOENT) {
-		if (spawn_daemon(name, d) < 0)
+		if (spawn_daemon(name, ca_dir, d) < 0)
 			return -1;
 		fd = connect_daemon(name);
 		if (fd == -ECONNREFUSED || fd == -ENOENT)
@@ -245,17 +248,20 @@ static enum nsm_backend_err client_open(const struct nsm_backend_config *cfg, co
 	*state = NULL;
 	if (eif_parse_layout(eif, len, 0, img, d) != EIF_OK)
 		return NSM_BACKEND_IMAGE;
-	/* The daemon's working directory is /: a relative CA directory is ours. */
+	/* The CA directory, as attest_ca_dir() picks it (that would link the cryptography in),
+	 * made absolute: the daemon's working directory is /, and it is given this one path. */
 	{
-		const char *dir = cfg->ca_dir ? cfg->ca_dir : getenv("CLOISTER_CA_DIR");
+		const char *dir = cfg->ca_dir && *cfg->ca_dir ? cfg->ca_dir
+		                                              : getenv("CLOISTER_CA_DIR");
 		char cwd[PATH_MAX];
-
 		int n;
 
-		if (dir && *dir && dir[0] != '/' && getcwd(cwd, sizeof(cwd)))
+		if (!dir || !*dir)
+			dir = ATTEST_CA_DEFAULT_DIR;
+		if (dir[0] != '/' && getcwd(cwd, sizeof(cwd)))
 			n = snprintf(ca_dir, sizeof(ca_dir), "%s/%s", cwd, dir);
 		else
-			n = snprintf(ca_dir, sizeof(ca_dir), "%s", dir && *dir ? dir : "");
+			n = snprintf(ca_dir, sizeof(ca_dir), "%s", dir);
 		if (n < 0 || (size_t)n >= sizeof(ca_dir)) {
 			cl_diag_set(d, "the CA directory %s is too long a path", dir);
 			eif_image_release(img);
@@ -270,7 +276,7 @@ static enum nsm_backend_err client_open(const struct nsm_backend_config *cfg, co
 	}
 	o.debug_mode = cfg->debug_mode;
 	o.str_len[NSMD_STR_MODULE_ID] = put_str(strs, &at, cfg->module_id);
-	o.str_len[NSMD_STR_CA_DIR] = put_str(strs, &at, *ca_dir ? ca_dir : NULL);
+	o.str_len[NSMD_STR_CA_DIR] = put_str(strs, &at, ca_dir);
 	o.str_len[NSMD_STR_PARENT_ROLE] = put_str(strs, &at, cfg->parent_role);
 	o.str_len[NSMD_STR_PARENT_ID] = put_str(strs, &at, cfg->parent_id);
 	for (unsigned i = 0; i < NSMD_NSTR; i++) {
@@ -283,9 +289,9 @@ static enum nsm_backend_err client_open(const struct nsm_backend_config *cfg, co
 	memfd = sealed_copy(eif, len, d);
 	if (memfd < 0)
 		goto fail;
-	nsmd_socket_name(pool_default_state_dir(), name, sizeof(name));
+	nsmd_socket_name(pool_default_state_dir(), ca_dir, name, sizeof(name));
 	for (int attempt = 0; attempt < 3; attempt++) {
-		fd = open_session(name, &o, strs, at, memfd, &reply, d);
+		fd = open_session(name, ca_dir, &o, strs, at, memfd, &reply, d);
 		if (fd != -EAGAIN)
 			break;
 		cl_diag_set(d, "the NSM daemon @%s ended while we connected, three times", name);
