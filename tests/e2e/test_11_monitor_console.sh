@@ -28,6 +28,14 @@ if grep -q "TSC deadline timer available" "$work/console.log"; then
 else
 	fail "the guest's kernel log does not say 'TSC deadline timer available'"
 fi
+# KVM leaves the brand string (CPUID 0x80000002-4) empty; the guest is to see the host's, as
+# it would on Nitro.
+brand=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
+if [ -n "$brand" ] && grep -qF "smpboot: CPU0: $brand (" "$work/console.log"; then
+	pass "the guest's CPU is the host's: $brand"
+else
+	fail "the guest does not name its CPU '$brand': $(grep -m1 'smpboot: CPU0' "$work/console.log")"
+fi
 
 run_monitor "$work/prod.out" "$work/prod.err" 120 "${IMAGE_ARGS[@]}" --memory 256 --cpu-count 1
 rc=$?

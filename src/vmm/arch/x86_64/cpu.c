@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include <cpuid.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,18 +12,45 @@
 #define CPUID_1_ECX_HYPERVISOR (1u << 31)
 #define CPUID_1_EDX_HTT (1u << 28)
 
-enum vmm_err cpu_set_cpuid(const struct vm *vm, int vcpu_fd, unsigned id, unsigned ncpus,
-                           struct cl_diag *d)
+bool cpu_host_brand(char out[48])
 {
-	size_t sz = sizeof(*vm->cpuid) + vm->cpuid->nent * sizeof(vm->cpuid->entries[0]);
-	struct kvm_cpuid2 *c = malloc(sz);
-	int rc;
+	unsigned r[4];
 
-	if (!c) {
-		cl_diag_set(d, "out of memory");
-		return VMM_ERR_INTERNAL;
+	memset(out, 0, 48);
+	if (!__get_cpuid(0x80000000u, &r[0], &r[1], &r[2], &r[3]) || r[0] < 0x80000004u)
+		return false;
+	for (unsigned i = 0; i < 3; i++) {
+		__cpuid(0x80000002u + i, r[0], r[1], r[2], r[3]);
+		memcpy(out + 16 * i, r, 16);
 	}
-	memcpy(c, vm->cpuid, sz);
+	return out[0] != '\0';
+}
+
+/* The entry of @fn (index 0) in @c, appended (zeroed) when the table has none: room for
+ * CPU_EXTRA_LEAVES was allocated. */
+#define CPU_EXTRA_LEAVES 4
+static struct kvm_cpuid_entry2 *leaf(struct kvm_cpuid2 *c, uint32_t fn)
+{
+	struct kvm_cpuid_entry2 *e;
+
+	for (uint32_t i = 0; i < c->nent; i++)
+		if (c->entries[i].function == fn && c->entries[i].index == 0)
+			return &c->entries[i];
+	e = &c->entries[c->nent++];
+	memset(e, 0, sizeof(*e));
+	e->function = fn;
+	return e;
+}
+
+struct kvm_cpuid2 *cpu_cpuid_table(const struct kvm_cpuid2 *supported, unsigned id, unsigned ncpus,
+                                   bool tsc_deadline, const char *brand)
+{
+	size_t sz = sizeof(*supported) + supported->nent * sizeof(supported->entries[0]);
+	struct kvm_cpuid2 *c = malloc(sz + CPU_EXTRA_LEAVES * sizeof(supported->entries[0]));
+
+	if (!c)
+		return NULL;
+	memcpy(c, supported, sz);
 	for (uint32_t i = 0; i < c->nent; i++) {
 		struct kvm_cpuid_entry2 *e = &c->entries[i];
 
@@ -30,7 +58,7 @@ enum vmm_err cpu_set_cpuid(const struct vm *vm, int vcpu_fd, unsigned id, unsign
 		case 1:
 			e->ebx = (e->ebx & 0x0000ffffu) | (id << 24) | ((ncpus & 0xff) << 16);
 			e->ecx |= CPUID_1_ECX_HYPERVISOR;
-			if (vm->tsc_deadline)
+			if (tsc_deadline)
 				e->ecx |= CPUID_1_ECX_TSC_DEADLINE;
 			if (ncpus > 1)
 				e->edx |= CPUID_1_EDX_HTT;
@@ -47,6 +75,36 @@ enum vmm_err cpu_set_cpuid(const struct vm *vm, int vcpu_fd, unsigned id, unsign
 		default:
 			break;
 		}
+	}
+	if (brand && brand[0]) {
+		struct kvm_cpuid_entry2 *max = leaf(c, 0x80000000u);
+
+		if (max->eax < 0x80000004u)
+			max->eax = 0x80000004u;
+		for (unsigned i = 0; i < 3; i++) {
+			struct kvm_cpuid_entry2 *e = leaf(c, 0x80000002u + i);
+
+			memcpy(&e->eax, brand + 16 * i, 4);
+			memcpy(&e->ebx, brand + 16 * i + 4, 4);
+			memcpy(&e->ecx, brand + 16 * i + 8, 4);
+			memcpy(&e->edx, brand + 16 * i + 12, 4);
+		}
+	}
+	return c;
+}
+
+enum vmm_err cpu_set_cpuid(const struct vm *vm, int vcpu_fd, unsigned id, unsigned ncpus,
+                           struct cl_diag *d)
+{
+	char brand[48];
+	struct kvm_cpuid2 *c;
+	int rc;
+
+	cpu_host_brand(brand);
+	c = cpu_cpuid_table(vm->cpuid, id, ncpus, vm->tsc_deadline, brand);
+	if (!c) {
+		cl_diag_set(d, "out of memory");
+		return VMM_ERR_INTERNAL;
 	}
 	rc = ioctl(vcpu_fd, KVM_SET_CPUID2, c);
 	free(c);
