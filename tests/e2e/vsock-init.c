@@ -9,7 +9,7 @@
  *              /proc/sysrq-trigger; "exit" makes init (PID 1) exit, which Linux answers with
  *              "Attempted to kill init!" (both then follow the kernel's panic= setting);
  *              "dmesg" answers with the kernel log (bench/boot-profile.sh), "kallsyms"
- *              with /proc/kallsyms; "chatter"
+ *              with /proc/kallsyms, "cpuinfo" with /proc/cpuinfo; "chatter"
  *              starts a child that prints a numbered 64-byte line on the console every
  *              0.1 s, for ever (a debug-mode enclave that keeps writing its console log)
  * Static, libc only.
@@ -326,6 +326,8 @@ int main(void)
 			send_kernel_log(c);
 		if (n > 0 && !strncmp(cmd, "kallsyms", 8))
 			send_file("/proc/kallsyms", c);
+		if (n > 0 && !strncmp(cmd, "cpuinfo", 7))
+			send_file("/proc/cpuinfo", c);
 		if (n > 0 && !strncmp(cmd, "chatter", 7) && fork() == 0) {
 			for (unsigned i = 0;; i++) {
 				/* 64 bytes a line: a full disk shows within seconds */

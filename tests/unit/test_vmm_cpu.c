@@ -2,7 +2,7 @@
 /*
  * The CPUID table a vCPU sees (cpu_cpuid_table, src/vmm/arch/x86_64/cpu.h), from a made-up
  * "supported" table as KVM_GET_SUPPORTED_CPUID would give it: each vCPU's APIC id, the
- * hypervisor and TSC-deadline bits, the brand string placed in leaves 0x80000002-4 whether
+ * hypervisor and TSC-deadline bits, no VMX or SVM, the brand string placed in leaves 0x80000002-4 whether
  * KVM's table has them or not; KVM's own table is left as it was.
  */
 #include <setjmp.h>
@@ -16,19 +16,24 @@
 
 #include "vmm/arch/x86_64/cpu.h"
 
-/* Leaves 1 and 0x80000000 (extended leaves up to 0x80000008) and an empty 0x80000002, as KVM
- * reports them; 0x80000003 and 0x80000004 absent. */
+/* Leaves 1 (with VMX), 0x80000000 (extended leaves up to 0x80000008), an empty 0x80000002,
+ * 0x80000001 (with SVM) and 0x8000000A (SVM's features), as KVM reports them on a host that
+ * offers nested virtualization; 0x80000003 and 0x80000004 absent. */
 static struct kvm_cpuid2 *supported(void)
 {
-	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + 3 * sizeof(c->entries[0]));
+	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + 5 * sizeof(c->entries[0]));
 
 	assert_non_null(c);
-	c->nent = 3;
+	c->nent = 5;
 	c->entries[0] = (struct kvm_cpuid_entry2){
-		.function = 1, .ebx = 0xff00abcd, .ecx = 0x00000201, .edx = 0x10000000
+		.function = 1, .ebx = 0xff00abcd, .ecx = 0x00000221, .edx = 0x10000000
 	};
 	c->entries[1] = (struct kvm_cpuid_entry2){ .function = 0x80000000u, .eax = 0x80000008u };
 	c->entries[2] = (struct kvm_cpuid_entry2){ .function = 0x80000002u };
+	c->entries[3] = (struct kvm_cpuid_entry2){ .function = 0x80000001u, .ecx = 0x00000005 };
+	c->entries[4] = (struct kvm_cpuid_entry2){
+		.function = 0x8000000au, .eax = 1, .ebx = 64, .edx = 0x1bcff
+	};
 	return c;
 }
 
@@ -70,7 +75,13 @@ static void test_cpuid_gives_each_vcpu_its_apic_id_and_the_platform_bits(void **
 	assert_true(l1->ecx & (1u << 24)); /* TSC deadline */
 	assert_int_equal(l1->ecx & 0x201, 0x201); /* what KVM offered stays */
 	assert_true(l1->edx & (1u << 28)); /* HTT with more than one */
-	assert_int_equal(c->nent, 3); /* no brand: nothing added */
+	/* no nested virtualization: VMX and SVM gone, the rest of their leaves kept */
+	assert_false(l1->ecx & (1u << 5));
+	assert_int_equal(find(c, 0x80000001u)->ecx, 0x1);
+	assert_int_equal(find(c, 0x8000000au)->eax | find(c, 0x8000000au)->ebx |
+	                         find(c, 0x8000000au)->edx,
+	                 0);
+	assert_int_equal(c->nent, 5); /* no brand: nothing added */
 	free(c);
 
 	c = cpu_cpuid_table(s, 0, 1, false, NULL);
@@ -81,7 +92,8 @@ static void test_cpuid_gives_each_vcpu_its_apic_id_and_the_platform_bits(void **
 	free(c);
 	/* KVM's table is the template for every vCPU: untouched */
 	assert_int_equal(s->entries[0].ebx, 0xff00abcd);
-	assert_int_equal(s->entries[0].ecx, 0x201);
+	assert_int_equal(s->entries[0].ecx, 0x221);
+	assert_int_equal(s->entries[3].ecx, 0x5);
 	free(s);
 }
 
@@ -94,7 +106,7 @@ static void test_cpuid_carries_the_brand_string_kvm_leaves_out(void **state)
 	(void)state;
 	c = cpu_cpuid_table(s, 0, 1, false, brand);
 	assert_non_null(c);
-	assert_int_equal(c->nent, 5); /* 0x80000003 and 0x80000004 added, 0x80000002 reused */
+	assert_int_equal(c->nent, 7); /* 0x80000003 and 0x80000004 added, 0x80000002 reused */
 	brand_of(c, got);
 	assert_memory_equal(got, brand, 48);
 	assert_int_equal(find(c, 0x80000000u)->eax, 0x80000008u); /* already high enough */

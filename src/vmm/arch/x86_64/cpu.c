@@ -8,9 +8,11 @@
 #include "vmm/arch/x86_64/cpu.h"
 #include "vmm/arch/x86_64/layout.h"
 
+#define CPUID_1_ECX_VMX (1u << 5)
 #define CPUID_1_ECX_TSC_DEADLINE (1u << 24)
 #define CPUID_1_ECX_HYPERVISOR (1u << 31)
 #define CPUID_1_EDX_HTT (1u << 28)
+#define CPUID_80000001_ECX_SVM (1u << 2)
 
 bool cpu_host_brand(char out[48])
 {
@@ -58,6 +60,7 @@ struct kvm_cpuid2 *cpu_cpuid_table(const struct kvm_cpuid2 *supported, unsigned 
 		case 1:
 			e->ebx = (e->ebx & 0x0000ffffu) | (id << 24) | ((ncpus & 0xff) << 16);
 			e->ecx |= CPUID_1_ECX_HYPERVISOR;
+			e->ecx &= ~CPUID_1_ECX_VMX;
 			if (tsc_deadline)
 				e->ecx |= CPUID_1_ECX_TSC_DEADLINE;
 			if (ncpus > 1)
@@ -71,6 +74,14 @@ struct kvm_cpuid2 *cpu_cpuid_table(const struct kvm_cpuid2 *supported, unsigned 
 			break;
 		case 0x8000001e:
 			e->eax = id;
+			break;
+		/* No virtualization inside an enclave (nor on Nitro): nested VMX/SVM is host
+		 * kernel code a guest could reach that no enclave needs. */
+		case 0x80000001:
+			e->ecx &= ~CPUID_80000001_ECX_SVM;
+			break;
+		case 0x8000000a:
+			e->eax = e->ebx = e->ecx = e->edx = 0;
 			break;
 		default:
 			break;
