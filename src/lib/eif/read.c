@@ -210,6 +210,20 @@ static enum eif_error check_header(const uint8_t *h, uint64_t size, struct eif_i
 	return EIF_OK;
 }
 
+/* Section @i at @off is the image's @what, of which there may be one: record it in *@slot, or
+ * refuse a second. */
+static enum eif_error claim_once(int *slot, const char *what, unsigned i, uint64_t off,
+                                 struct cl_diag *d)
+{
+	if (*slot >= 0) {
+		cl_diag_set(d, "section %u at 0x%" PRIx64 " is a second %s (first: section %d)", i,
+		            off, what, *slot);
+		return EIF_ERR_STRUCTURE;
+	}
+	*slot = (int)i;
+	return EIF_OK;
+}
+
 /* Per-section checks that need only the 12-byte section header and the table. */
 static enum eif_error check_section(const uint8_t *h, unsigned i, const uint8_t *sh, uint64_t off,
                                     struct eif_image *img, struct cl_diag *d)
@@ -289,25 +303,9 @@ static enum eif_error check_section(const uint8_t *h, unsigned i, const uint8_t 
 
 	switch (type) {
 	case EIF_SECTION_KERNEL:
-		if (img->kernel >= 0) {
-			cl_diag_set(d,
-			            "section %u at 0x%" PRIx64
-			            " is a second kernel (first: section %d)",
-			            i, off, img->kernel);
-			return EIF_ERR_STRUCTURE;
-		}
-		img->kernel = (int)i;
-		break;
+		return claim_once(&img->kernel, "kernel", i, off, d);
 	case EIF_SECTION_CMDLINE:
-		if (img->cmdline >= 0) {
-			cl_diag_set(d,
-			            "section %u at 0x%" PRIx64
-			            " is a second cmdline (first: section %d)",
-			            i, off, img->cmdline);
-			return EIF_ERR_STRUCTURE;
-		}
-		img->cmdline = (int)i;
-		break;
+		return claim_once(&img->cmdline, "cmdline", i, off, d);
 	case EIF_SECTION_RAMDISK:
 		if (img->kernel < 0) {
 			cl_diag_set(d,
@@ -319,25 +317,9 @@ static enum eif_error check_section(const uint8_t *h, unsigned i, const uint8_t 
 		img->num_ramdisks++;
 		break;
 	case EIF_SECTION_SIGNATURE:
-		if (img->signature >= 0) {
-			cl_diag_set(d,
-			            "section %u at 0x%" PRIx64
-			            " is a second signature (first: section %d)",
-			            i, off, img->signature);
-			return EIF_ERR_STRUCTURE;
-		}
-		img->signature = (int)i;
-		break;
+		return claim_once(&img->signature, "signature", i, off, d);
 	case EIF_SECTION_METADATA:
-		if (img->metadata >= 0) {
-			cl_diag_set(d,
-			            "section %u at 0x%" PRIx64
-			            " is a second metadata section (first: %d)",
-			            i, off, img->metadata);
-			return EIF_ERR_STRUCTURE;
-		}
-		img->metadata = (int)i;
-		break;
+		return claim_once(&img->metadata, "metadata section", i, off, d);
 	default:
 		break;
 	}
