@@ -93,6 +93,11 @@ int cli_fail(enum cli_error code, const char *fmt, ...) __attribute__((format(pr
 /* Print @json (a NUL-terminated pretty-printed document) on stdout followed by a newline. */
 void cli_print_json(const char *json);
 
+struct cl_json;
+/* Finish @j and print it (cli_print_json). Returns 0, or cli_fail's status when the document
+ * could not be built (out of memory). */
+int cli_emit_json(struct cl_json *j);
+
 /* Subcommands: each parses its own arguments (argv[0] is the subcommand name) and returns the
  * process exit status. */
 int cmd_build_eif(int argc, char **argv);

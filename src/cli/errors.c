@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "lib/util/json.h"
 
 /* Titles follow nitro-cli's error list (shared/spec/nitro-compat.md §2.9). */
 static const char *const titles[E_COUNT] = {
@@ -274,4 +275,15 @@ void cli_print_json(const char *json)
 	fputs(json, stdout);
 	fputc('\n', stdout);
 	fflush(stdout);
+}
+
+int cli_emit_json(struct cl_json *j)
+{
+	char *text = cl_json_finish(j);
+
+	if (!text)
+		return cli_fail(E_UNSPECIFIED, "out of memory formatting the JSON output");
+	cli_print_json(text);
+	free(text);
+	return 0;
 }

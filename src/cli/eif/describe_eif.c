@@ -118,7 +118,6 @@ int cmd_describe_eif(int argc, char **argv)
 	enum eif_error err;
 	struct cl_json j;
 	bool signed_ = false;
-	char *text;
 	int c, rc = 0;
 
 	optind = 1;
@@ -203,13 +202,7 @@ int cmd_describe_eif(int argc, char **argv)
 	if (meta)
 		cli_eif_json_metadata(&j, meta);
 	cl_json_end_object(&j);
-	text = cl_json_finish(&j);
-	if (!text) {
-		rc = cli_fail(E_UNSPECIFIED, "out of memory formatting the description");
-		goto out;
-	}
-	cli_print_json(text);
-	free(text);
+	rc = cli_emit_json(&j);
 out:
 	json_object_put(meta);
 	eif_signature_info_release(&sinfo);

@@ -32,19 +32,13 @@ void cli_eif_json_measurements(struct cl_json *j, const struct eif_measurements 
 int cli_eif_print_measurements(const struct eif_measurements *m)
 {
 	struct cl_json j;
-	char *text;
 
 	cl_json_init(&j, true);
 	cl_json_begin_object(&j);
 	cl_json_key(&j, "Measurements");
 	cli_eif_json_measurements(&j, m);
 	cl_json_end_object(&j);
-	text = cl_json_finish(&j);
-	if (!text)
-		return cli_fail(E_UNSPECIFIED, "out of memory formatting the measurements");
-	cli_print_json(text);
-	free(text);
-	return 0;
+	return cli_emit_json(&j);
 }
 
 enum cli_error cli_eif_error_code(enum eif_error err, enum cli_error fallback)

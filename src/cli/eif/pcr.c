@@ -25,7 +25,6 @@ int cmd_pcr(int argc, char **argv)
 	struct cl_diag d = { { 0 } };
 	enum eif_error err;
 	struct cl_json j;
-	char *text;
 	int c;
 
 	optind = 1;
@@ -75,10 +74,5 @@ int cmd_pcr(int argc, char **argv)
 	cl_json_key(&j, input ? "PCR" : "PCR8");
 	cl_json_string(&j, hex);
 	cl_json_end_object(&j);
-	text = cl_json_finish(&j);
-	if (!text)
-		return cli_fail(E_UNSPECIFIED, "out of memory");
-	cli_print_json(text);
-	free(text);
-	return 0;
+	return cli_emit_json(&j);
 }

@@ -51,7 +51,6 @@ int cmd_describe_enclaves(int argc, char **argv)
 	struct cl_json j;
 	bool metadata = false;
 	size_t n = 0;
-	char *text;
 	int opt, rc;
 
 	opterr = 0;
@@ -115,10 +114,5 @@ int cmd_describe_enclaves(int argc, char **argv)
 	}
 	cl_json_end_array(&j);
 	enclave_list_free(v, n);
-	text = cl_json_finish(&j);
-	if (!text)
-		return cli_fail(E_UNSPECIFIED, "out of memory");
-	cli_print_json(text);
-	free(text);
-	return 0;
+	return cli_emit_json(&j);
 }

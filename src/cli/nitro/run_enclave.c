@@ -173,7 +173,6 @@ static int parse_started(const char *s, struct started *st)
 static int print_started(const struct started *st)
 {
 	struct cl_json j;
-	char *text;
 	size_t count = 0;
 
 	/* nitro-cli prints the CPU list with Rust's Debug formatting: [1, 3] */
@@ -216,12 +215,7 @@ static int print_started(const struct started *st)
 	cl_json_key(&j, "MemoryMiB");
 	cl_json_uint(&j, st->mib);
 	cl_json_end_object(&j);
-	text = cl_json_finish(&j);
-	if (!text)
-		return cli_fail(E_UNSPECIFIED, "out of memory");
-	cli_print_json(text);
-	free(text);
-	return 0;
+	return cli_emit_json(&j);
 }
 
 int cmd_run_enclave(int argc, char **argv)

@@ -25,7 +25,6 @@ static int terminate_one(const struct enclave_info *e)
 {
 	struct cl_diag d = { "" };
 	struct cl_json j;
-	char *text;
 	int rc = enclave_terminate(e->socket, TERMINATE_TIMEOUT_S, &d);
 
 	if (rc)
@@ -40,12 +39,7 @@ static int terminate_one(const struct enclave_info *e)
 	cl_json_key(&j, "Terminated");
 	cl_json_bool(&j, true);
 	cl_json_end_object(&j);
-	text = cl_json_finish(&j);
-	if (!text)
-		return cli_fail(E_UNSPECIFIED, "out of memory");
-	cli_print_json(text);
-	free(text);
-	return 0;
+	return cli_emit_json(&j);
 }
 
 int cmd_terminate_enclave(int argc, char **argv)
