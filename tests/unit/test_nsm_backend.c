@@ -322,6 +322,30 @@ static void test_nsm_backend_each_ca_directory_has_its_own_daemon(void **state)
 	free(eif);
 }
 
+/* A CA directory the daemon cannot create: it does not start, says why and how to fix it, and
+ * leaves no daemon behind. */
+static void test_nsm_backend_unusable_ca_directory_is_named_with_the_fix(void **state)
+{
+	static const char bad[] = "/proc/cloister-no-ca-here";
+	struct nsm_backend_config cfg = { .ca_dir = bad, .module_id = "i-0-enc08" };
+	const struct nsm_backend *b = nsm_backend_load(NULL);
+	struct eif_measurements m;
+	struct eif_image got;
+	struct cl_diag d = { "" };
+	size_t len;
+	uint8_t *eif = make_eif(&len, &m);
+	void *st = NULL;
+
+	(void)state;
+	assert_int_equal(b->open(&cfg, eif, len, &st, &got, &d), NSM_BACKEND_SETUP);
+	assert_null(st);
+	assert_non_null(strstr(d.msg, "did not start"));
+	assert_non_null(strstr(d.msg, bad));
+	assert_non_null(strstr(d.msg, "CLOISTER_CA_DIR"));
+	assert_int_equal(daemon_pid_for(bad), -1);
+	free(eif);
+}
+
 static void test_nsm_backend_refuses_what_is_not_an_eif(void **state)
 {
 	struct nsm_backend_config cfg = { .ca_dir = ca_dir, .module_id = "i-0-enc02" };
@@ -349,6 +373,7 @@ int main(void)
 		cmocka_unit_test(test_nsm_backend_sessions_share_a_daemon_not_their_pcrs),
 		cmocka_unit_test(test_nsm_backend_refuses_a_sandboxed_process),
 		cmocka_unit_test(test_nsm_backend_each_ca_directory_has_its_own_daemon),
+		cmocka_unit_test(test_nsm_backend_unusable_ca_directory_is_named_with_the_fix),
 		cmocka_unit_test(test_nsm_backend_refuses_what_is_not_an_eif),
 	};
 
