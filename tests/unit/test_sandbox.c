@@ -40,7 +40,11 @@ enum action {
 	DO_PEERCRED,
 	DO_SO_TYPE,
 	DO_RCVTIMEO,
-	DO_SOCKET,
+	DO_SOCKET, /* AF_UNIX stream, as the vsock engine opens them */
+	DO_SOCKET_INET,
+	DO_SOCKET_DGRAM,
+	DO_TGKILL_SELF, /* signal 0 to this thread */
+	DO_TGKILL_OTHER, /* signal 0 to the parent (the test process) */
 	DO_GETUID,
 	DO_THREAD,
 	DO_FORK,
@@ -64,6 +68,7 @@ static int run_sandboxed(enum sandbox_class cls, enum action act, char *out, siz
 	assert_true(pid >= 0);
 	if (pid == 0) {
 		struct cl_diag d;
+		pid_t parent = getppid(), self = getpid();
 
 		close(p[0]);
 		dup2(p[1], STDERR_FILENO);
@@ -140,7 +145,19 @@ static int run_sandboxed(enum sandbox_class cls, enum action act, char *out, siz
 			break;
 		}
 		case DO_SOCKET:
-			syscall(SYS_socket, AF_UNIX, SOCK_STREAM, 0);
+			syscall(SYS_socket, AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+			break;
+		case DO_SOCKET_INET:
+			syscall(SYS_socket, AF_INET, SOCK_STREAM, 0);
+			break;
+		case DO_SOCKET_DGRAM:
+			syscall(SYS_socket, AF_UNIX, SOCK_DGRAM, 0);
+			break;
+		case DO_TGKILL_SELF:
+			syscall(SYS_tgkill, self, self, 0);
+			break;
+		case DO_TGKILL_OTHER:
+			syscall(SYS_tgkill, parent, parent, 0);
 			break;
 		case DO_GETUID:
 			syscall(SYS_getuid);
@@ -457,6 +474,33 @@ static void test_sandbox_nsmd_refuses_programs_processes_and_sockets(void **stat
 	expect_killed(SANDBOX_NSMD, DO_GETPPID, "getppid");
 }
 
+/* The monitor's sockets are the guest's connections to parent ports: Unix stream sockets,
+ * nothing that reaches a network. */
+static void test_sandbox_monitor_sockets_are_unix_streams_only(void **state)
+{
+	(void)state;
+	expect_allowed(SANDBOX_MAIN, DO_SOCKET);
+	expect_allowed(SANDBOX_VCPU, DO_SOCKET);
+	expect_killed(SANDBOX_MAIN, DO_SOCKET_INET, "socket");
+	expect_killed(SANDBOX_VCPU, DO_SOCKET_INET, "socket");
+	expect_killed(SANDBOX_ENCLAVE_MAIN, DO_SOCKET_INET, "socket");
+	expect_killed(SANDBOX_MAIN, DO_SOCKET_DGRAM, "socket");
+}
+
+/* Signals only within the process (vCPU kicks, raise), in every class: a sandboxed thread
+ * cannot signal anyone else, even when the monitor runs as root. */
+static void test_sandbox_signals_stay_in_the_process(void **state)
+{
+	static const enum sandbox_class all[] = { SANDBOX_VCPU, SANDBOX_MAIN, SANDBOX_ENCLAVE_MAIN,
+		                                  SANDBOX_CONTROL, SANDBOX_NSMD };
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+		expect_allowed(all[i], DO_TGKILL_SELF);
+		expect_killed(all[i], DO_TGKILL_OTHER, "tgkill");
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -476,6 +520,8 @@ int main(void)
 		cmocka_unit_test(test_sandbox_nsmd_lists_no_programs_sockets_or_processes),
 		cmocka_unit_test(test_sandbox_nsmd_allows_files_threads_and_sessions),
 		cmocka_unit_test(test_sandbox_nsmd_refuses_programs_processes_and_sockets),
+		cmocka_unit_test(test_sandbox_monitor_sockets_are_unix_streams_only),
+		cmocka_unit_test(test_sandbox_signals_stay_in_the_process),
 	};
 
 	return cmocka_run_group_tests_name("sandbox", tests, NULL, NULL);

@@ -34,7 +34,6 @@ static const struct sandbox_rule thread_rules[] = {
 	{ "gettimeofday", "timestamps (vDSO fallback)" },
 	{ "getpid", "logging, raise()" },
 	{ "gettid", "raise(), pthread_kill()" },
-	{ "tgkill", "pthread_kill() kicks vCPUs out of KVM_RUN; raise() on a fatal error" },
 	{ "sched_yield", "glibc lock back-off" },
 	{ "fstat", "stdio's first write to a stream" },
 	{ "newfstatat", "stdio's first write to a stream (fstat on newer glibc)" },
@@ -50,8 +49,8 @@ static const struct sandbox_rule monitor_rules[] = {
 	{ "sendmsg", "glibc may send through sendmsg" },
 	{ "recvmsg", "glibc may receive through recvmsg" },
 	{ "shutdown", "half-close of a vsock host socket when the guest shuts down its side" },
-	{ "socket", "the guest connects to a parent port: a Unix socket to <uds>_<port>" },
-	{ "connect", "the same connection" },
+	{ "connect", "the guest connects to a parent port: a Unix socket to <uds>_<port> (socket "
+	             "is allowed separately, AF_UNIX stream sockets only)" },
 	{ "epoll_ctl", "the vsock engine changes which host sockets it watches" },
 	{ "getrandom", "NSM GetRandom, and the nonce of each ECDSA attestation signature" },
 	{ NULL, NULL },
@@ -235,6 +234,32 @@ static int allow_sockopt(scmp_filter_ctx ctx, int nr, int opt, struct cl_diag *d
 	return rc < 0 ? -1 : 0;
 }
 
+/* tgkill to this process's own threads only (pthread_kill() kicks a vCPU out of KVM_RUN,
+ * raise() on a fatal error): no signal for any other process, whoever runs the monitor. */
+static int allow_own_signals(scmp_filter_ctx ctx, struct cl_diag *d)
+{
+	if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1,
+	                     SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)getpid())) < 0) {
+		cl_diag_set(d, "seccomp: cannot allow tgkill");
+		return -1;
+	}
+	return 0;
+}
+
+/* socket(AF_UNIX, SOCK_STREAM[|flags], 0) only: the guest's connections to parent ports are
+ * Unix stream sockets (<uds>_<port>); no network, no netlink, no other kind. */
+static int allow_unix_stream_sockets(scmp_filter_ctx ctx, struct cl_diag *d)
+{
+	if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 3,
+	                     SCMP_A0(SCMP_CMP_MASKED_EQ, 0xffffffffUL, AF_UNIX),
+	                     SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_STREAM),
+	                     SCMP_A2(SCMP_CMP_MASKED_EQ, 0xffffffffUL, 0)) < 0) {
+		cl_diag_set(d, "seccomp: cannot allow Unix sockets");
+		return -1;
+	}
+	return 0;
+}
+
 /* clone for threads only (CLONE_THREAD set: no new process), clone3 refused with ENOSYS (its
  * flags are in memory the filter cannot read), so glibc falls back to clone. */
 static int allow_threads(scmp_filter_ctx ctx, struct cl_diag *d)
@@ -280,6 +305,8 @@ int sandbox_enter(enum sandbox_class cls, struct cl_diag *d)
 	for (unsigned part = 0; sandbox_rules(cls, part); part++)
 		if (add_rules(ctx, sandbox_rules(cls, part), d) < 0)
 			goto out;
+	if (allow_own_signals(ctx, d) < 0)
+		goto out;
 	if (cls == SANDBOX_NSMD) {
 		if (allow_sockopt(ctx, SCMP_SYS(getsockopt), SO_PEERCRED, d) < 0 || /* whose */
 		    allow_threads(ctx, d) < 0)
@@ -290,6 +317,8 @@ int sandbox_enter(enum sandbox_class cls, struct cl_diag *d)
 		    allow_sockopt(ctx, SCMP_SYS(setsockopt), SO_SNDTIMEO, d) < 0) /* client */
 			goto out;
 	} else {
+		if (allow_unix_stream_sockets(ctx, d) < 0)
+			goto out;
 		if (cls == SANDBOX_VCPU && allow_ioctl(ctx, KVM_RUN, d) < 0)
 			goto out;
 		if (allow_ioctl(ctx, KVM_IRQ_LINE, d) < 0) /* devices and the UART raise IRQs */

@@ -37,8 +37,9 @@ struct sandbox_rule {
 };
 
 /* Part @part (0, 1, ...) of the rules of @cls, terminated by a NULL name; NULL past the last
- * part. A class's allow-list is the union of its parts (ioctl, mprotect, getsockopt and
- * setsockopt are allowed separately, with their arguments checked); for tests and docs. */
+ * part. A class's allow-list is the union of its parts (ioctl, mprotect, getsockopt,
+ * setsockopt, clone, socket and tgkill are allowed separately, with their arguments checked);
+ * for tests and docs. */
 const struct sandbox_rule *sandbox_rules(enum sandbox_class cls, unsigned part);
 
 /*
