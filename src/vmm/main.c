@@ -18,6 +18,7 @@
 #include "lib/util/log.h"
 #include "lib/vsock/vsock.h"
 #include "vmm/monitor.h"
+#include "vmm/sandbox/landlock.h"
 #include "vmm/sandbox/seccomp.h"
 
 static void usage(FILE *out)
@@ -476,6 +477,22 @@ int main(int argc, char **argv)
 	sigfd = signalfd(-1, &sigs, SFD_CLOEXEC);
 
 	e = monitor_create(&m, &cfg, &d);
+	/* Of the file system, this process keeps only the removal of files beside its vsock
+	 * socket (the socket itself, at the end), for good and for every thread it starts from
+	 * here (Landlock; docs/security.md). Its seccomp lists already refuse open. */
+	if (e == VMM_OK && !cfg.no_seccomp) {
+		char dir[PATH_MAX] = ".";
+		const char *slash = cfg.vsock_uds ? strrchr(cfg.vsock_uds, '/') : NULL;
+		struct sandbox_fs_rule keep = { dir, SANDBOX_FS_REMOVE };
+
+		if (slash && slash != cfg.vsock_uds)
+			snprintf(dir, sizeof(dir), "%.*s", (int)(slash - cfg.vsock_uds),
+			         cfg.vsock_uds);
+		else if (slash)
+			snprintf(dir, sizeof(dir), "/");
+		if (sandbox_confine_fs(&keep, cfg.vsock_uds ? 1 : 0, &d) < 0)
+			e = VMM_ERR_INTERNAL;
+	}
 	if (e == VMM_OK)
 		e = monitor_start(m, &d);
 	if (e != VMM_OK) {

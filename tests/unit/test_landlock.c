@@ -27,6 +27,7 @@
 
 static char root[] = "/tmp/cloister-landlock-XXXXXX";
 static char kept[sizeof(root) + 8], other[sizeof(root) + 8], readonly[sizeof(root) + 8];
+static char removable[sizeof(root) + 8];
 
 static char *in(const char *dir, const char *name)
 {
@@ -73,6 +74,9 @@ enum {
 	RO_READ = 1 << 9,
 	RO_CREATE = 1 << 10,
 	THREAD_OTHER_READ = 1 << 11,
+	RM_READ = 1 << 12,
+	RM_CREATE = 1 << 13,
+	RM_UNLINK = 1 << 14,
 };
 
 static void *thread_reads_other(void *arg)
@@ -99,6 +103,9 @@ static unsigned probe(void)
 	got |= can_read("/etc/passwd") ? ETC_READ : 0;
 	got |= can_read(in(readonly, "old")) ? RO_READ : 0;
 	got |= can_create(in(readonly, "new")) ? RO_CREATE : 0;
+	got |= can_read(in(removable, "old")) ? RM_READ : 0;
+	got |= can_create(in(removable, "new")) ? RM_CREATE : 0;
+	got |= unlink(in(removable, "old")) == 0 ? RM_UNLINK : 0;
 	if (pthread_create(&t, NULL, thread_reads_other, &thread_read) == 0) {
 		pthread_join(t, NULL);
 		got |= thread_read ? THREAD_OTHER_READ : 0;
@@ -158,8 +165,10 @@ static int setup(void **state)
 	snprintf(kept, sizeof(kept), "%s/kept", root);
 	snprintf(other, sizeof(other), "%s/other", root);
 	snprintf(readonly, sizeof(readonly), "%s/ro", root);
+	snprintf(removable, sizeof(removable), "%s/rm", root);
 	if (mkdir(kept, 0700) || mkdir(other, 0700) || mkdir(readonly, 0700) ||
-	    !can_create(in(other, "old")) || !can_create(in(readonly, "old")))
+	    mkdir(removable, 0700) || !can_create(in(other, "old")) ||
+	    !can_create(in(readonly, "old")))
 		return -1;
 	return 0;
 }
@@ -175,6 +184,9 @@ static int teardown(void **state)
 
 static void reset(void)
 {
+	if (access(in(removable, "old"), F_OK) < 0)
+		assert_true(can_create(in(removable, "old")));
+	unlink(in(removable, "new"));
 	unlink(in(other, "new"));
 	unlink(in(readonly, "new"));
 	rmdir(in(kept, "sub"));
@@ -185,6 +197,7 @@ static void test_landlock_keeps_what_the_rules_grant_and_closes_the_rest(void **
 	const struct sandbox_fs_rule rules[] = {
 		{ kept, SANDBOX_FS_READ | SANDBOX_FS_WRITE },
 		{ readonly, SANDBOX_FS_READ },
+		{ removable, SANDBOX_FS_REMOVE },
 		{ "/proc", SANDBOX_FS_READ },
 	};
 	char msg[256];
@@ -192,7 +205,7 @@ static void test_landlock_keeps_what_the_rules_grant_and_closes_the_rest(void **
 
 	(void)state;
 	reset();
-	got = confined(rules, 3, msg, sizeof(msg));
+	got = confined(rules, 4, msg, sizeof(msg));
 	if (got == -2)
 		skip();
 	if (got == -1)
@@ -204,6 +217,7 @@ static void test_landlock_keeps_what_the_rules_grant_and_closes_the_rest(void **
 	assert_true(got & KEPT_UNLINK);
 	assert_true(got & PROC_READ);
 	assert_true(got & RO_READ);
+	assert_true(got & RM_UNLINK); /* a monitor removes its socket file at the end */
 	/* not granted: directories, writes where only reads are kept, everything elsewhere */
 	assert_false(got & KEPT_MKDIR);
 	assert_false(got & RO_CREATE);
@@ -211,6 +225,8 @@ static void test_landlock_keeps_what_the_rules_grant_and_closes_the_rest(void **
 	assert_false(got & OTHER_CREATE);
 	assert_false(got & ETC_READ);
 	assert_false(got & THREAD_OTHER_READ);
+	assert_false(got & RM_READ); /* removal only */
+	assert_false(got & RM_CREATE);
 	/* and nothing was made where it was refused */
 	assert_int_equal(access(in(other, "new"), F_OK), -1);
 	assert_int_equal(access(in(readonly, "new"), F_OK), -1);
@@ -247,6 +263,9 @@ static void test_landlock_unconfined_child_reaches_everything(void **state)
 	assert_true(got & RO_CREATE);
 	assert_true(got & KEPT_MKDIR);
 	assert_true(got & THREAD_OTHER_READ);
+	assert_true(got & RM_READ);
+	assert_true(got & RM_CREATE);
+	assert_true(got & RM_UNLINK);
 }
 
 static void test_landlock_missing_path_confines_nothing_and_names_it(void **state)

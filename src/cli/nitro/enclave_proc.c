@@ -31,6 +31,7 @@
 #include "lib/util/log.h"
 #include "lib/vsock/vsock.h"
 #include "vmm/monitor.h"
+#include "vmm/sandbox/landlock.h"
 #include "vmm/sandbox/seccomp.h"
 
 #define MiB (1ULL << 20)
@@ -410,6 +411,19 @@ int enclave_process_main(const struct run_args *a, const struct parent_identity 
 	if (!verr && atomic_load(&e.terminating))
 		monitor_stop(m, MONITOR_END_TERMINATED, "terminate-enclave during setup");
 	pthread_mutex_unlock(&e.lock);
+	/* The enclave's end reads its grant through an fd pinned now: from here on this process
+	 * opens no files. Of the file system it keeps only the removal of files in the state
+	 * directory (its grant, control and vsock sockets, at the end), for good and for every
+	 * thread it starts from here (Landlock; docs/security.md); its seccomp lists refuse open
+	 * too. */
+	if (!verr && ne_release_prepare(e.launch.slot, &d) < 0)
+		verr = VMM_ERR_INTERNAL;
+	if (!verr) {
+		struct sandbox_fs_rule keep = { pool_state_dir(p), SANDBOX_FS_REMOVE };
+
+		if (sandbox_confine_fs(&keep, 1, &d) < 0)
+			verr = VMM_ERR_INTERNAL;
+	}
 	if (!verr)
 		verr = monitor_start(e.m, &d);
 	if (verr) {
@@ -419,9 +433,8 @@ int enclave_process_main(const struct run_args *a, const struct parent_identity 
 	}
 	/* All set up: guest RAM, KVM, sockets, the NSM keys, the console and log files. From here
 	 * this thread runs the guest-facing main loop, then the enclave's end, under
-	 * SANDBOX_ENCLAVE_MAIN; the end's only file access is the grant, pinned now. */
-	if (ne_release_prepare(e.launch.slot, &d) < 0 ||
-	    sandbox_enter(SANDBOX_ENCLAVE_MAIN, &d) < 0) {
+	 * SANDBOX_ENCLAVE_MAIN; the end's only file access is the grant, pinned above. */
+	if (sandbox_enter(SANDBOX_ENCLAVE_MAIN, &d) < 0) {
 		cl_err("%s; ending the enclave", d.msg);
 		monitor_stop(e.m, MONITOR_END_MONITOR_ERROR, "%s", d.msg);
 	}

@@ -85,6 +85,8 @@ static uint64_t rule_rights(unsigned access, uint64_t handled, bool dir)
 		r |= LL_FS_READ_FILE | LL_FS_READ_DIR;
 	if (access & SANDBOX_FS_WRITE)
 		r |= LL_FS_WRITE_FILE | LL_FS_TRUNCATE | LL_FS_MAKE_REG | LL_FS_REMOVE_FILE;
+	if (access & SANDBOX_FS_REMOVE)
+		r |= LL_FS_REMOVE_FILE;
 	if (!dir)
 		r &= LL_FS_FILE_RIGHTS;
 	return r & handled;

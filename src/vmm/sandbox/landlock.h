@@ -18,6 +18,7 @@
 enum sandbox_fs_access {
 	SANDBOX_FS_READ = 1, /* read files, list directories */
 	SANDBOX_FS_WRITE = 2, /* create, write, truncate, replace and remove files (no dirs) */
+	SANDBOX_FS_REMOVE = 4, /* remove files, nothing else (a socket file at the end) */
 };
 
 struct sandbox_fs_rule {
