@@ -350,6 +350,32 @@ int main(int argc, char **argv)
 
 		own_filters = f > 0 ? (unsigned)f : 0;
 	}
+	/* Of the file system, only its CA directory and /proc (a peer's seccomp state) stay
+	 * reachable, for good, and for the threads started later (docs/security.md). Done before
+	 * the name is bound, so a daemon that cannot serve is never found by a monitor. OpenSSL
+	 * reads its configuration first, while it still can. */
+	{
+		const struct sandbox_fs_rule keep[] = {
+			{ ca_dir, SANDBOX_FS_READ | SANDBOX_FS_WRITE },
+			{ "/proc", SANDBOX_FS_READ },
+		};
+		struct cl_diag d = { "" };
+
+		OPENSSL_init_crypto(OPENSSL_INIT_LOAD_CONFIG, NULL);
+		if (cl_mkdir_p(ca_dir, &d) < 0) {
+			snprintf(msg, sizeof(msg),
+			         "attestation CA in %.100s: %.100s (run as root, or set "
+			         "CLOISTER_CA_DIR or --ca-dir to a directory you may write)\n",
+			         ca_dir, d.msg);
+			ready(ready_fd, msg);
+			return 1;
+		}
+		if (sandbox_confine_fs(keep, sizeof(keep) / sizeof(keep[0]), &d) < 0) {
+			snprintf(msg, sizeof(msg), "%.250s\n", d.msg);
+			ready(ready_fd, msg);
+			return 1;
+		}
+	}
 	wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	lfd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	if (wake_fd < 0 || lfd < 0) {
@@ -368,34 +394,17 @@ int main(int argc, char **argv)
 		ready(ready_fd, msg);
 		return 1;
 	}
-	if (listen(lfd, 64) < 0) {
-		snprintf(msg, sizeof(msg), "listen: %s\n", strerror(errno));
-		ready(ready_fd, msg);
-		return 1;
-	}
 	/* From here on, whatever a guest's request makes of this process, it cannot start a
-	 * program, open a socket or touch another process, and of the file system it reaches
-	 * only its CA directory and /proc (a peer's seccomp state) (docs/security.md). Threads
-	 * started later inherit both. own_filters was counted before. OpenSSL reads its
-	 * configuration now, while it still can. */
+	 * program, open a socket or touch another process (docs/security.md). Threads started
+	 * later inherit the filter. own_filters was counted before it. On failure the name goes
+	 * first (close), then the answer: no monitor finds a daemon that is ending. */
 	{
-		const struct sandbox_fs_rule keep[] = {
-			{ ca_dir, SANDBOX_FS_READ | SANDBOX_FS_WRITE },
-			{ "/proc", SANDBOX_FS_READ },
-		};
 		struct cl_diag d = { "" };
 
-		OPENSSL_init_crypto(OPENSSL_INIT_LOAD_CONFIG, NULL);
-		if (cl_mkdir_p(ca_dir, &d) < 0) {
-			snprintf(msg, sizeof(msg),
-			         "attestation CA in %.100s: %.100s (run as root, or set "
-			         "CLOISTER_CA_DIR or --ca-dir to a directory you may write)\n",
-			         ca_dir, d.msg);
-			ready(ready_fd, msg);
-			return 1;
-		}
-		if (sandbox_confine_fs(keep, sizeof(keep) / sizeof(keep[0]), &d) < 0 ||
-		    sandbox_enter(SANDBOX_NSMD, &d) < 0) {
+		if (listen(lfd, 64) < 0)
+			cl_diag_set(&d, "listen: %s", strerror(errno));
+		if (*d.msg || sandbox_enter(SANDBOX_NSMD, &d) < 0) {
+			close(lfd);
 			snprintf(msg, sizeof(msg), "%.250s\n", d.msg);
 			ready(ready_fd, msg);
 			return 1;

@@ -484,14 +484,18 @@ int main(int argc, char **argv)
 		char dir[PATH_MAX] = ".";
 		const char *slash = cfg.vsock_uds ? strrchr(cfg.vsock_uds, '/') : NULL;
 		struct sandbox_fs_rule keep = { dir, SANDBOX_FS_REMOVE };
+		int rc;
 
 		if (slash && slash != cfg.vsock_uds)
 			snprintf(dir, sizeof(dir), "%.*s", (int)(slash - cfg.vsock_uds),
 			         cfg.vsock_uds);
 		else if (slash)
 			snprintf(dir, sizeof(dir), "/");
-		if (sandbox_confine_fs(&keep, cfg.vsock_uds ? 1 : 0, &d) < 0)
+		rc = sandbox_confine_fs(&keep, cfg.vsock_uds ? 1 : 0, &d);
+		if (rc < 0)
 			e = VMM_ERR_INTERNAL;
+		else if (rc == 0)
+			cl_info("no Landlock in this kernel: only seccomp fences the file system");
 	}
 	if (e == VMM_OK)
 		e = monitor_start(m, &d);

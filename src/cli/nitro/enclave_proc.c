@@ -420,9 +420,12 @@ int enclave_process_main(const struct run_args *a, const struct parent_identity 
 		verr = VMM_ERR_INTERNAL;
 	if (!verr) {
 		struct sandbox_fs_rule keep = { pool_state_dir(p), SANDBOX_FS_REMOVE };
+		int lrc = sandbox_confine_fs(&keep, 1, &d);
 
-		if (sandbox_confine_fs(&keep, 1, &d) < 0)
+		if (lrc < 0)
 			verr = VMM_ERR_INTERNAL;
+		else if (lrc == 0)
+			cl_info("no Landlock in this kernel: only seccomp fences the file system");
 	}
 	if (!verr)
 		verr = monitor_start(e.m, &d);
