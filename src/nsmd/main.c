@@ -6,10 +6,11 @@
  * over one connection each (lib/nsm/wire.h), so a guest that took over its monitor holds no
  * key: it can make the requests its own enclave could make, no others (docs/security.md).
  *
- * One daemon per user and state directory, on an abstract Unix socket (the name is the lock:
- * a second daemon cannot bind it, and it vanishes with the process). Monitors start it when
- * they find none; it ends --linger seconds after its last session. A thread per session: an
- * image is measured (SHA-384 over the whole EIF) while other enclaves' requests are answered.
+ * One daemon per user, state directory and CA directory, on an abstract Unix socket (the name
+ * is the lock: a second daemon cannot bind it, and it vanishes with the process). Monitors
+ * start it when they find none; it ends --linger seconds after its last session. A thread per
+ * session: an image is measured (SHA-384 over the whole EIF) while other enclaves' requests
+ * are answered.
  * Once listening, the process runs under a seccomp allow-list (SANDBOX_NSMD), and the only
  * files it can reach are its CA directory's and /proc's (Landlock, where the kernel has it):
  * the CA directory is part of its name, so each daemon serves one.
