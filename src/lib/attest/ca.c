@@ -63,18 +63,6 @@ const char *attest_strerror(enum attest_error err)
 	return "unknown attestation error";
 }
 
-const char *attest_ca_dir(const char *dir)
-{
-	const char *env;
-
-	if (dir && *dir)
-		return dir;
-	env = getenv("CLOISTER_CA_DIR");
-	if (env && *env)
-		return env;
-	return ATTEST_CA_DEFAULT_DIR;
-}
-
 static void join(char *out, size_t cap, const char *dir, const char *name)
 {
 	snprintf(out, cap, "%s/%s", dir, name);

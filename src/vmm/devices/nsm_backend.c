@@ -248,16 +248,13 @@ static enum nsm_backend_err client_open(const struct nsm_backend_config *cfg, co
 	*state = NULL;
 	if (eif_parse_layout(eif, len, 0, img, d) != EIF_OK)
 		return NSM_BACKEND_IMAGE;
-	/* The CA directory, as attest_ca_dir() picks it (that would link the cryptography in),
-	 * made absolute: the daemon's working directory is /, and it is given this one path. */
+	/* The CA directory, made absolute: the daemon's working directory is /, and it is given
+	 * this one path. */
 	{
-		const char *dir = cfg->ca_dir && *cfg->ca_dir ? cfg->ca_dir
-		                                              : getenv("CLOISTER_CA_DIR");
+		const char *dir = attest_ca_dir(cfg->ca_dir);
 		char cwd[PATH_MAX];
 		int n;
 
-		if (!dir || !*dir)
-			dir = ATTEST_CA_DEFAULT_DIR;
 		if (dir[0] != '/' && getcwd(cwd, sizeof(cwd)))
 			n = snprintf(ca_dir, sizeof(ca_dir), "%s/%s", cwd, dir);
 		else
