@@ -41,8 +41,8 @@
 
 #include "lib/nsm/device.h"
 #include "lib/nsm/wire.h"
-#include "vmm/devices/nsm_backend.h"
 #include "lib/util/file.h"
+#include "vmm/devices/nsm_backend.h"
 #include "vmm/sandbox/landlock.h"
 #include "vmm/sandbox/seccomp.h"
 

@@ -18,10 +18,10 @@ bool cpu_host_brand(char out[48]);
 /*
  * The CPUID table vCPU @id (of @ncpus) sees: KVM's supported table @supported, adjusted: its
  * APIC id in leaves 1, 0xB, 0x1F and 0x8000001E, the logical processor count, the hypervisor
- * bit, no VMX or SVM (no nested virtualization in an enclave), the TSC-deadline timer when @tsc_deadline (KVM emulates it but leaves it out of the
- * table), and @brand (48 bytes, or NULL) as the processor's brand string in leaves
- * 0x80000002-4, which KVM leaves empty (the guest would call its CPU "AMD 17/01"). malloc'd;
- * NULL when out of memory.
+ * bit, no VMX or SVM (no nested virtualization in an enclave), the TSC-deadline timer when
+ * @tsc_deadline (KVM emulates it but leaves it out of the table), and @brand (48 bytes, or
+ * NULL) as the processor's brand string in leaves 0x80000002-4, which KVM leaves empty (the
+ * guest would call its CPU "AMD 17/01"). malloc'd; NULL when out of memory.
  */
 struct kvm_cpuid2 *cpu_cpuid_table(const struct kvm_cpuid2 *supported, unsigned id, unsigned ncpus,
                                    bool tsc_deadline, const char *brand);
