@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <libgen.h>
 #include <limits.h>
 #include <sched.h>
 #include <signal.h>
@@ -481,16 +482,12 @@ int main(int argc, char **argv)
 	 * socket (the socket itself, at the end), for good and for every thread it starts from
 	 * here (Landlock; docs/security.md). Its seccomp lists already refuse open. */
 	if (e == VMM_OK && !cfg.no_seccomp) {
-		char dir[PATH_MAX] = ".";
-		const char *slash = cfg.vsock_uds ? strrchr(cfg.vsock_uds, '/') : NULL;
-		struct sandbox_fs_rule keep = { dir, SANDBOX_FS_REMOVE };
+		char uds[PATH_MAX];
+		struct sandbox_fs_rule keep = { NULL, SANDBOX_FS_REMOVE };
 		int rc;
 
-		if (slash && slash != cfg.vsock_uds)
-			snprintf(dir, sizeof(dir), "%.*s", (int)(slash - cfg.vsock_uds),
-			         cfg.vsock_uds);
-		else if (slash)
-			snprintf(dir, sizeof(dir), "/");
+		snprintf(uds, sizeof(uds), "%s", cfg.vsock_uds ? cfg.vsock_uds : "");
+		keep.path = dirname(uds);
 		rc = sandbox_confine_fs(&keep, cfg.vsock_uds ? 1 : 0, &d);
 		if (rc < 0)
 			e = VMM_ERR_INTERNAL;
