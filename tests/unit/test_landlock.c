@@ -113,9 +113,9 @@ static unsigned probe(void)
 	return got;
 }
 
-/* Confine a child with @rules, probe, and return what it could do; -1 if confining failed
- * (its message in @msg), -2 if the kernel has no Landlock. */
-static int confined(const struct sandbox_fs_rule *rules, size_t n, char *msg, size_t len)
+/* Confine a child with @rules (NULL: leave it free), probe, and return what it could do; -1
+ * if confining failed (its message in @msg), -2 if the kernel has no Landlock. */
+static int probe_in_child(const struct sandbox_fs_rule *rules, size_t n, char *msg, size_t len)
 {
 	int p[2], status;
 	unsigned got = 0;
@@ -127,7 +127,7 @@ static int confined(const struct sandbox_fs_rule *rules, size_t n, char *msg, si
 	assert_true(pid >= 0);
 	if (pid == 0) {
 		struct cl_diag d = { "" };
-		int rc = sandbox_confine_fs(rules, n, &d);
+		int rc = rules ? sandbox_confine_fs(rules, n, &d) : 1;
 
 		close(p[0]);
 		if (rc < 0) {
@@ -205,7 +205,7 @@ static void test_landlock_keeps_what_the_rules_grant_and_closes_the_rest(void **
 
 	(void)state;
 	reset();
-	got = confined(rules, 4, msg, sizeof(msg));
+	got = probe_in_child(rules, 4, msg, sizeof(msg));
 	if (got == -2)
 		skip();
 	if (got == -1)
@@ -234,29 +234,14 @@ static void test_landlock_keeps_what_the_rules_grant_and_closes_the_rest(void **
 
 static void test_landlock_unconfined_child_reaches_everything(void **state)
 {
+	char msg[256];
 	int got;
 
 	(void)state;
 	reset();
 	/* The probe itself, without a sandbox: each refusal above is Landlock's doing. */
-	{
-		pid_t pid;
-		int p[2], status;
-		unsigned bits = 0;
-
-		assert_int_equal(pipe(p), 0);
-		pid = fork();
-		if (pid == 0) {
-			bits = probe();
-			(void)!write(p[1], &bits, sizeof(bits));
-			_exit(0);
-		}
-		close(p[1]);
-		assert_int_equal(read(p[0], &bits, sizeof(bits)), (ssize_t)sizeof(bits));
-		close(p[0]);
-		assert_int_equal(waitpid(pid, &status, 0), pid);
-		got = (int)bits;
-	}
+	got = probe_in_child(NULL, 0, msg, sizeof(msg));
+	assert_true(got >= 0);
 	assert_true(got & OTHER_READ);
 	assert_true(got & OTHER_CREATE);
 	assert_true(got & ETC_READ);
@@ -280,7 +265,7 @@ static void test_landlock_missing_path_confines_nothing_and_names_it(void **stat
 	(void)state;
 	if (!sandbox_landlock_abi())
 		skip();
-	got = confined(rules, 2, msg, sizeof(msg));
+	got = probe_in_child(rules, 2, msg, sizeof(msg));
 	assert_int_equal(got, -1);
 	assert_non_null(strstr(msg, "/nonexistent/cloister-ca"));
 	assert_non_null(strstr(msg, "No such file or directory"));
